@@ -1,0 +1,157 @@
+"""`tokenlane serve | sim | check` — the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+import uvicorn
+
+from .config import ConfigError, Settings, load_settings
+from .defaults import default_settings
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as exc:
+        print(f"tokenlane: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenlane", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway (and its simulated providers, if any)")
+    serve.add_argument("--config", help="YAML config; default: embedded (demo when no API keys)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+
+    sim = sub.add_parser("sim", help="serve the simulated providers of a config's `sim:` section")
+    sim.add_argument("--config", required=True)
+    sim.set_defaults(run=_sim)
+
+    check = sub.add_parser("check", help="validate a config file and the environment it needs")
+    check.add_argument("--config", required=True)
+    check.set_defaults(run=_check)
+    return parser
+
+
+def _load(path: str | None) -> tuple[Settings, str]:
+    if path is None:
+        return default_settings(os.environ)
+    return load_settings(path), path
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    catalog = settings.resolve(os.environ, source=args.config)
+    deployments = sum(len(m.deployments) for m in catalog.models.values())
+    print(f"{args.config}: ok ({len(catalog.models)} models, {deployments} deployments)")
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .sim import load_sim_settings, run_simulator
+
+    run_simulator(load_sim_settings(args.config))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import create_app
+
+    settings, source = _load(args.config)
+    server_settings = settings.server.model_copy(update={
+        k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
+    })
+    settings = settings.model_copy(update={"server": server_settings})
+    app = create_app(settings, source=source)
+    gateway = uvicorn.Server(uvicorn.Config(
+        app, host=server_settings.host, port=server_settings.port, http="httptools",
+        log_level=args.log_level, access_log=False, timeout_graceful_shutdown=30,
+    ))
+    sim_server = _sim_server(settings, args.log_level)
+    _banner(settings, source)
+    with _runner() as runner:
+        runner.run(_serve_all(gateway, sim_server))
+    return 0
+
+
+class _QuietServer(uvicorn.Server):
+    """A server that leaves signal handling to its sibling, so one Ctrl-C stops both."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _sim_server(settings: Settings, log_level: str) -> uvicorn.Server | None:
+    if settings.sim is None:
+        return None
+    from .sim import Simulator
+
+    simulator = Simulator(settings.sim.providers)
+    return _QuietServer(uvicorn.Config(
+        simulator.app, host=settings.sim.host, port=settings.sim.port, http="httptools",
+        log_level="warning", access_log=False,
+    ))
+
+
+async def _serve_all(gateway: uvicorn.Server, sim: uvicorn.Server | None) -> None:
+    sim_task = asyncio.create_task(sim.serve()) if sim else None
+    try:
+        await gateway.serve()
+    finally:
+        if sim and sim_task:
+            sim.should_exit = True
+            await sim_task
+
+
+@contextlib.contextmanager
+def _runner() -> Iterator[asyncio.Runner]:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is part of uvicorn[standard]
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        yield runner
+
+
+def _banner(settings: Settings, source: str) -> None:
+    s = settings.server
+    url = f"http://{s.host}:{s.port}"
+    model = next(iter(settings.models))
+    auth = ("Authorization: Bearer $TOKENLANE_MASTER_KEYS" if s.auth.enabled
+            else "no auth (demo)")
+    print(f"""
+tokenlane gateway on {url}   config: {source}
+  models: {', '.join(settings.models)}     auth: {auth}
+  try it:
+    curl -s {url}/v1/chat/completions -H 'content-type: application/json' \\
+      -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+  or with the openai SDK:
+    OpenAI(base_url="{url}/v1", api_key="...").chat.completions.create(model="{model}", ...)
+""", flush=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

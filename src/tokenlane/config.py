@@ -1,0 +1,257 @@
+"""Configuration: typed, frozen, validated once at start.
+
+A YAML file becomes a `Settings` (pydantic, unknown keys rejected), then `resolve()` checks the
+cross-references (a deployment naming an unknown provider, a provider whose key env var is unset)
+and produces the runtime `Catalog`. Every failure is a `ConfigError` whose message names the file,
+the key path and, when known, the line: one readable line, no traceback.
+
+Secrets never live in files: a provider names the env var that holds its key (`api_key_env`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .presets import PRESETS
+from .sim import SimSettings
+from .types import Catalog, Deployment, ModelRoute, Price, Provider
+
+__all__ = [
+    "AuthSettings",
+    "ConfigError",
+    "DeploymentSettings",
+    "ModelSettings",
+    "ProviderSettings",
+    "RoutingSettings",
+    "ServerSettings",
+    "Settings",
+    "load_settings",
+    "parse_settings",
+]
+
+
+PolicyName = Literal["balanced", "throughput", "latency", "price", "order", "weighted"]
+
+
+class ConfigError(ValueError):
+    """A config file is unusable. The message is one line: file, key path, what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthSettings(_Strict):
+    """Gateway auth. Clients send `Authorization: Bearer <one of the master keys>`."""
+
+    enabled: bool = True
+    # Comma-separated keys in this env var; several allow rotation without downtime.
+    master_keys_env: str = "TOKENLANE_MASTER_KEYS"
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    auth: AuthSettings = AuthSettings()
+
+
+class ProviderSettings(_Strict):
+    """One upstream API. `preset` fills `base_url` and `api_key_env`; either can be overridden."""
+
+    preset: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    dialect: Literal["openai"] = "openai"
+    headers: dict[str, str] = {}
+    max_connections: int = Field(512, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_preset(self) -> ProviderSettings:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r} (known: {', '.join(sorted(PRESETS))})")
+        if self.preset is None and self.base_url is None:
+            raise ValueError("give either 'preset' or 'base_url'")
+        return self
+
+
+class PriceSettings(_Strict):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class DeploymentSettings(_Strict):
+    provider: str
+    model: str = Field(min_length=1, description="the model id the provider knows")
+    price: PriceSettings
+    context_window: int | None = Field(None, gt=0)
+    capabilities: list[str] = []
+    weight: float = Field(1.0, gt=0, description="share for the static `weighted` policy")
+
+
+class ModelSettings(_Strict):
+    deployments: list[DeploymentSettings] = Field(min_length=1)
+    # Unset fields take the `routing:` section's defaults.
+    policy: PolicyName | None = None
+    value_of_time: float | None = Field(None, ge=0, description="USD per hour of waiting")
+    expected_output_tokens: int | None = Field(None, gt=0)
+
+
+class RoutingSettings(_Strict):
+    """Defaults for every model, and how measurement and exploration behave."""
+
+    policy: PolicyName = "balanced"
+    value_of_time: float = Field(10.0, ge=0, description="USD per hour of waiting")
+    expected_output_tokens: int = Field(256, gt=0)
+    exploration_share: float = Field(0.05, ge=0, le=1)
+    half_life_s: float = Field(300.0, gt=0, description="old samples fade at this pace")
+    stale_after_s: float = Field(600.0, gt=0, description="unused this long = stale")
+
+
+class Settings(_Strict):
+    server: ServerSettings = ServerSettings()
+    providers: dict[str, ProviderSettings] = {}
+    models: dict[str, ModelSettings] = Field(min_length=1)
+    routing: RoutingSettings = RoutingSettings()
+    # Simulated providers `tokenlane serve` starts beside the gateway (demo, tests, benchmarks).
+    sim: SimSettings | None = None
+
+    def resolve(self, env: Mapping[str, str], *, source: str = "<config>") -> Catalog:
+        """Check cross-references and read keys from `env`; raise ConfigError naming the key."""
+        used = {d.provider for m in self.models.values() for d in m.deployments}
+        providers: dict[str, Provider] = {}
+        for name, spec in self.providers.items():
+            if name in used:
+                providers[name] = _resolve_provider(name, spec, env, source)
+        models: dict[str, ModelRoute] = {}
+        for model_name, model in self.models.items():
+            deployments = []
+            for i, dep in enumerate(model.deployments):
+                provider = providers.get(dep.provider)
+                if provider is None:
+                    known = ", ".join(sorted(self.providers)) or "none"
+                    raise ConfigError(
+                        f"{source}: models.{model_name}.deployments[{i}].provider: "
+                        f"unknown provider {dep.provider!r} (known: {known})"
+                    )
+                deployments.append(
+                    Deployment(
+                        id=f"{dep.provider}/{dep.model}",
+                        provider=provider,
+                        upstream_model=dep.model,
+                        price=Price(dep.price.input, dep.price.output),
+                        context_window=dep.context_window,
+                        capabilities=frozenset(dep.capabilities),
+                        weight=dep.weight,
+                    )
+                )
+            ids = [d.id for d in deployments]
+            if len(set(ids)) != len(ids):
+                raise ConfigError(f"{source}: models.{model_name}.deployments: listed twice: {ids}")
+            r = self.routing
+            models[model_name] = ModelRoute(
+                name=model_name,
+                deployments=tuple(deployments),
+                policy=model.policy or r.policy,
+                value_of_time=r.value_of_time if model.value_of_time is None else model.value_of_time,
+                expected_output_tokens=model.expected_output_tokens or r.expected_output_tokens,
+            )
+        return Catalog(models=models, providers=providers)
+
+
+def _resolve_provider(
+    name: str, spec: ProviderSettings, env: Mapping[str, str], source: str
+) -> Provider:
+    preset = PRESETS.get(spec.preset) if spec.preset else None
+    base_url = spec.base_url or (preset.base_url if preset else None)
+    key_env = spec.api_key_env or (preset.api_key_env if preset else None)
+    key_required = preset.key_required if (preset and spec.api_key_env is None) else True
+    api_key = env.get(key_env) if key_env else None
+    if key_env and not api_key and key_required:
+        raise ConfigError(
+            f"{source}: providers.{name}.api_key_env: environment variable {key_env} is not set "
+            f"(provider {name!r} is used by a model)"
+        )
+    assert base_url is not None  # the validator demands preset or base_url
+    return Provider(
+        name=name,
+        base_url=base_url.rstrip("/"),
+        api_key=api_key or None,
+        headers=tuple(spec.headers.items()),
+        dialect=spec.dialect,
+        max_connections=spec.max_connections,
+        connect_timeout_s=spec.connect_timeout_s,
+    )
+
+
+def parse_settings(data: object, *, source: str = "<config>", text: str | None = None) -> Settings:
+    """Validate already-loaded YAML/dict data; `text` (the file's text) adds line numbers."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = _key_path(err["loc"])
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        line = _line_of(text, err["loc"]) if text else None
+        where = f"{source}:{line}" if line else source
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{where}: {path}: {message}{more}") from None
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate one YAML config file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_settings(data, source=source, text=text)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith("function-"):  # pydantic's validator frames
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the deepest YAML node along `loc` (best effort)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((kv for kv in node.value if kv[0].value == part), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

@@ -1,0 +1,126 @@
+"""One exception tree for everything a client can be told, mapped to OpenAI's error shape.
+
+    TokenlaneError                 500 server_error
+    ├── InvalidRequest             400 invalid_request_error
+    ├── AuthenticationFailed       401 invalid_request_error / invalid_api_key
+    ├── ModelNotFound              404 invalid_request_error / model_not_found
+    ├── BodyTooLarge               413 invalid_request_error / request_too_large
+    ├── UpstreamRejected           the upstream's own 4xx, passed back unchanged
+    └── NoDeploymentAvailable      503 service_unavailable (carries every attempt)
+
+The server turns any of these into `{"error": {"message", "type", "param", "code"}}` with the
+status; the library raises them as they are. Messages never contain upstream keys or tracebacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Attempt",
+    "AuthenticationFailed",
+    "BodyTooLarge",
+    "InvalidRequest",
+    "ModelNotFound",
+    "NoDeploymentAvailable",
+    "TokenlaneError",
+    "UpstreamRejected",
+    "error_body",
+]
+
+
+def error_body(
+    message: str, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class TokenlaneError(Exception):
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequest(TokenlaneError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationFailed(TokenlaneError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class ModelNotFound(TokenlaneError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class BodyTooLarge(TokenlaneError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UpstreamRejected(TokenlaneError):
+    """An upstream answered 4xx for a reason retrying elsewhere will not fix (bad request, ...).
+
+    The client gets the upstream's status and error object, so it sees what it would have seen
+    talking to the provider directly.
+    """
+
+    def __init__(self, status: int, body: dict[str, Any], deployment: str):
+        err = body.get("error") if isinstance(body.get("error"), dict) else {}
+        message = str(err.get("message") or f"upstream returned HTTP {status}")
+        super().__init__(message, param=err.get("param"), code=err.get("code"))
+        self.status = status
+        self.type = str(err.get("type") or "invalid_request_error")
+        self.deployment = deployment
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try along the plan, as reported to the client when all of them failed."""
+
+    deployment: str
+    outcome: str  # ok, 4xx, 429, 5xx, timeout, connect, stall, bad_response, ...
+    status: int | None
+    reason: str
+
+    def describe(self) -> str:
+        status = f" HTTP {self.status}" if self.status else ""
+        return f"{self.deployment}: {self.outcome}{status} ({self.reason})"
+
+
+class NoDeploymentAvailable(TokenlaneError):
+    status = 503
+    type = "service_unavailable"
+    code = "no_deployment_available"
+
+    def __init__(self, message: str, attempts: tuple[Attempt, ...] = (), retry_after: float | None = None):
+        if attempts:
+            message = f"{message}: " + "; ".join(a.describe() for a in attempts)
+        super().__init__(message)
+        self.attempts = attempts
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after)))}

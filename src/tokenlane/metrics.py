@@ -1,0 +1,84 @@
+"""Prometheus metrics, one registry per app (no global state).
+
+Label sets stay bounded: model and deployment come from config, outcome from a fixed list.
+Estimates are read from the stats store at scrape time rather than pushed per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .stats.observation import Observation
+from .stats.snapshot import Snapshot
+
+__all__ = ["Metrics"]
+
+_TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
+_TPOT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+
+
+class Metrics:
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("tokenlane_requests", "Upstream attempts by outcome",
+                                ["model", "deployment", "outcome"], registry=r)
+        self.ttft = Histogram("tokenlane_ttft_seconds", "Time to first token per attempt",
+                              ["deployment"], buckets=_TTFT_BUCKETS, registry=r)
+        self.tpot = Histogram("tokenlane_time_per_output_token_seconds",
+                              "Decode time per output token after the first", ["deployment"],
+                              buckets=_TPOT_BUCKETS, registry=r)
+        self.input_tokens = Counter("tokenlane_input_tokens", "Prompt tokens sent",
+                                    ["deployment"], registry=r)
+        self.output_tokens = Counter("tokenlane_output_tokens", "Output tokens received",
+                                     ["deployment"], registry=r)
+        self.cost = Counter("tokenlane_cost_usd", "Spend at configured prices",
+                            ["deployment"], registry=r)
+        self.overhead = Histogram("tokenlane_gateway_overhead_seconds",
+                                  "Gateway time from request received to upstream request sent",
+                                  buckets=_OVERHEAD_BUCKETS, registry=r)
+        r.register(_EstimateCollector(snapshot))
+
+    def observe(self, obs: Observation) -> None:
+        d = obs.deployment
+        self.requests.labels(obs.model, d, obs.outcome).inc()
+        if obs.ttft_s is not None:
+            self.ttft.labels(d).observe(obs.ttft_s)
+        if obs.decode_tps:
+            self.tpot.labels(d).observe(1.0 / obs.decode_tps)
+        if obs.prompt_tokens:
+            self.input_tokens.labels(d).inc(obs.prompt_tokens)
+        if obs.output_tokens:
+            self.output_tokens.labels(d).inc(obs.output_tokens)
+        if obs.cost:
+            self.cost.labels(d).inc(obs.cost)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _EstimateCollector(Collector):
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        tps = GaugeMetricFamily("tokenlane_estimated_decode_tokens_per_second",
+                                "Estimated decode speed (p50)", labels=["deployment"])
+        ttft = GaugeMetricFamily("tokenlane_estimated_ttft_seconds",
+                                 "Estimated time to first token (p50)", labels=["deployment"])
+        for d, e in snap.estimates.items():
+            if e.decode_tps_p50 is not None:
+                tps.add_metric([d], e.decode_tps_p50)
+            if e.ttft_p50_s is not None:
+                ttft.add_metric([d], e.ttft_p50_s)
+        yield tps
+        yield ttft

@@ -1,0 +1,70 @@
+"""The seam between the router and upstream APIs: one small interface per dialect.
+
+A dialect opens a streaming chat completion and yields OpenAI-shaped chunk dicts. Every
+upstream failure is raised as an `UpstreamError` subclass whose `outcome` names its class
+(connect, timeout, 4xx, 429, 5xx, bad_response); the attempt loop decides what to do with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+__all__ = [
+    "Dialect",
+    "UpstreamBadResponse",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamHTTPError",
+    "UpstreamStream",
+    "UpstreamTimeout",
+]
+
+
+class UpstreamError(Exception):
+    outcome = "error"
+    status: int | None = None
+    retry_after: float | None = None
+
+
+class UpstreamConnectError(UpstreamError):
+    outcome = "connect"
+
+
+class UpstreamTimeout(UpstreamError):
+    outcome = "timeout"
+
+
+class UpstreamBadResponse(UpstreamError):
+    """Unparsable body, a stream cut short, an in-stream error event."""
+
+    outcome = "bad_response"
+
+
+class UpstreamHTTPError(UpstreamError):
+    def __init__(self, status: int, body: dict[str, Any], retry_after: float | None = None):
+        err = body.get("error")
+        message = err.get("message") if isinstance(err, dict) else None
+        super().__init__(f"HTTP {status}: {message or 'no error message'}")
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        self.outcome = "429" if status == 429 else ("5xx" if status >= 500 else "4xx")
+
+
+class UpstreamStream(Protocol):
+    """An open upstream stream of chat.completion.chunk dicts."""
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Dialect(Protocol):
+    """Talks to one provider. Built once per provider; holds its pooled HTTP client."""
+
+    async def open_stream(self, body: dict[str, Any]) -> UpstreamStream:
+        """Send a streaming request; return once response headers arrived with a 2xx."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,127 @@
+"""The OpenAI chat-completions dialect: Cerebras, Groq, Together, Fireworks, vLLM, ... all speak it.
+
+No translation is needed: the body goes out as the client sent it (model already mapped) and
+chunks come back as parsed dicts. The only work is framing (SSE) and classifying failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from ..types import Provider
+from .base import (
+    UpstreamBadResponse,
+    UpstreamConnectError,
+    UpstreamHTTPError,
+    UpstreamTimeout,
+)
+from .sse import SSEDecoder
+from .transport import build_client
+
+__all__ = ["OpenAIDialect", "parse_retry_after"]
+
+_DONE = b"[DONE]"
+
+
+class OpenAIDialect:
+    def __init__(self, provider: Provider, client: httpx.AsyncClient | None = None) -> None:
+        self.provider = provider
+        self._client = client or build_client(provider)
+
+    async def open_stream(self, body: dict[str, Any]) -> OpenAIStream:
+        request = self._client.build_request(
+            "POST",
+            "/chat/completions",
+            content=orjson.dumps(body),
+            headers={"content-type": "application/json", "accept": "text/event-stream"},
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}") from exc
+        if response.status_code >= 400:
+            raise await _http_error(response)
+        return OpenAIStream(response)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class OpenAIStream:
+    """Chunks of one upstream stream; `completed` tells whether `[DONE]` arrived."""
+
+    __slots__ = ("_response", "completed")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.completed = False
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        decoder = SSEDecoder()
+        try:
+            async for piece in self._response.aiter_raw():
+                for event in decoder.feed(piece):
+                    if event.data == _DONE:
+                        self.completed = True
+                        return
+                    yield _parse_chunk(event.data, event.event)
+        except httpx.HTTPError as exc:
+            raise UpstreamBadResponse(f"connection lost mid-stream ({type(exc).__name__})") from exc
+        if decoder.pending():
+            raise UpstreamBadResponse("stream ended inside an event")
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+def _parse_chunk(data: bytes, event: str | None) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponse("unparsable SSE data line") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamBadResponse("SSE data is not a JSON object")
+    if event == "error" or "error" in chunk:
+        err = chunk.get("error")
+        message = err.get("message") if isinstance(err, dict) else err
+        raise UpstreamBadResponse(f"error event in stream: {message}")
+    return chunk
+
+
+async def _http_error(response: httpx.Response) -> UpstreamHTTPError:
+    try:
+        raw = await response.aread()
+    except httpx.HTTPError:
+        raw = b""
+    finally:
+        await response.aclose()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        text = raw[:200].decode("utf-8", "replace")
+        body = {"error": {"message": text or f"HTTP {response.status_code}", "type": "upstream_error"}}
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    return UpstreamHTTPError(response.status_code, body, retry_after)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form; HTTP dates are rare upstream)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _safe(exc: Exception) -> str:
+    # httpx messages carry the URL at most, never headers; keep it short for client messages.
+    return str(exc)[:200] or "no detail"

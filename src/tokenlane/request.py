@@ -1,0 +1,91 @@
+"""Parsing a client's chat request: only what routing needs, the rest stays an untouched dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .errors import InvalidRequest
+from .routing.options import (
+    NO_OPTIONS,
+    RoutingOptions,
+    Sort,
+    parse_options,
+    split_model_suffix,
+)
+
+__all__ = ["ChatRequest", "parse_chat_request", "prompt_tokens_estimate"]
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    body: dict[str, Any]  # as the client sent it; `model` is replaced per deployment
+    model: str  # public model name asked for
+    stream: bool
+    include_usage: bool
+    prompt_tokens: int  # estimate, for predictions made before the upstream counts
+    max_output_tokens: int | None
+    options: RoutingOptions = NO_OPTIONS
+    sort: Sort | None = None  # from a model suffix such as `:nitro`
+    received_at: float | None = None  # engine clock time the gateway got it (overhead metric)
+
+
+def parse_chat_request(raw: bytes, options_header: str | None = None) -> ChatRequest:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return chat_request_from_body(body, options_header)
+
+
+def chat_request_from_body(body: dict[str, Any], options_header: str | None = None) -> ChatRequest:
+    """Validate what routing needs. Routing options are taken out of the body: upstreams
+    must not see them."""
+    provider_options = body.pop("provider", None)
+    options = parse_options(provider_options, options_header)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("you must provide a model parameter", param="model",
+                             code="missing_required_parameter" if model is None else "invalid_type")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "'messages' must be a non-empty array", param="messages",
+            code="missing_required_parameter" if messages is None else "invalid_type",
+        )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool) and stream is not None:
+        raise InvalidRequest("'stream' must be a boolean", param="stream", code="invalid_type")
+    stream_options = body.get("stream_options")
+    include_usage = bool(
+        stream and isinstance(stream_options, dict) and stream_options.get("include_usage"))
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    model, sort = split_model_suffix(model)
+    return ChatRequest(
+        body=body,
+        model=model,
+        stream=bool(stream),
+        include_usage=include_usage,
+        prompt_tokens=prompt_tokens_estimate(messages),
+        max_output_tokens=limit if isinstance(limit, int) and limit > 0 else None,
+        options=options,
+        sort=sort,
+    )
+
+
+def prompt_tokens_estimate(messages: list[Any]) -> int:
+    """About four characters a token plus a few per message: good enough to rank by."""
+    chars = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    chars += len(part["text"])
+    return chars // 4 + 3 * len(messages) + 1

@@ -1,0 +1,1 @@
+"""Routing: policies, the planner, and the attempt loop."""

@@ -1,0 +1,63 @@
+"""The decision record: why a deployment was chosen. Sent as `x-tokenlane-route`, logged.
+
+Header format (compact, one line, `; `-separated fields):
+
+    policy=balanced; chosen=blaze/llama-3.3-70b; why=policy;
+    candidates=blaze/llama-3.3-70b ttft=0.312 tps=1790 usd=0.000160 n=42,swift/... n=0
+
+`why` is `policy` (ranked first), `explore` (exploration share), `cold` (no samples yet),
+`order` (the request's order) or `only` (a single candidate left). Candidates are listed
+best first (at most five); `ttft` seconds at p50 for this prompt, `tps` decode tokens/s,
+`usd` predicted cost of this request, `n` samples behind the estimate (0 = prior).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .policies import Candidate
+
+__all__ = ["Decision"]
+
+_HEADER_CANDIDATES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    policy: str
+    why: str
+    plan: tuple[Candidate, ...]
+
+    @property
+    def chosen(self) -> str:
+        return self.plan[0].deployment.id if self.plan else ""
+
+    def header(self) -> str:
+        parts = []
+        for c in self.plan[:_HEADER_CANDIDATES]:
+            p = c.prediction
+            n = c.estimate.samples if c.estimate else 0
+            parts.append(f"{c.deployment.id} ttft={p.ttft_s:.3f} tps={p.decode_tps:.0f} "
+                         f"usd={p.cost_usd:.6f} n={n}")
+        return (f"policy={self.policy}; chosen={self.chosen}; why={self.why}; "
+                f"candidates={','.join(parts)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "chosen": self.chosen,
+            "why": self.why,
+            "candidates": [
+                {
+                    "deployment": c.deployment.id,
+                    "ttft_s": c.prediction.ttft_s,
+                    "decode_tps": c.prediction.decode_tps,
+                    "cost_usd": c.prediction.cost_usd,
+                    "duration_s": c.prediction.duration_s,
+                    "score": c.score,
+                    "samples": c.estimate.samples if c.estimate else 0,
+                }
+                for c in self.plan
+            ],
+        }

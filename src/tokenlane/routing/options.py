@@ -1,0 +1,107 @@
+"""Per-request routing options: OpenRouter's `provider` object, plus our additions beside it.
+
+Given in the body (`"provider": {...}`, stripped before the body goes upstream) or, for clients
+that cannot change the body, as JSON in the `x-tokenlane-provider` header. Parsed only when
+present: most requests pay nothing. Unknown names and bad values are a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import InvalidRequest
+
+__all__ = ["NO_OPTIONS", "Percentiles", "RoutingOptions", "parse_options", "split_model_suffix"]
+
+Sort = Literal["price", "throughput", "latency", "balanced", "order", "weighted"]
+
+# OpenRouter's model-name shortcuts.
+_SUFFIXES: dict[str, Sort] = {"nitro": "throughput", "floor": "price"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Percentiles(_Strict):
+    """Thresholds by percentile, as OpenRouter takes them. We estimate TTFT at p50 and p90 and
+    decode speed at p50: p75/p99 latency thresholds are checked against p90, throughput
+    thresholds against p50."""
+
+    p50: float | None = Field(None, gt=0)
+    p75: float | None = Field(None, gt=0)
+    p90: float | None = Field(None, gt=0)
+    p99: float | None = Field(None, gt=0)
+
+
+class MaxPrice(_Strict):
+    """US dollars per million tokens; deployments priced above are never used."""
+
+    prompt: float | None = Field(None, ge=0)
+    completion: float | None = Field(None, ge=0)
+
+
+class Require(_Strict):
+    """Hard constraints (our addition): a deployment predicted to miss any is never used."""
+
+    min_throughput: float | None = Field(None, gt=0, description="decode tokens/s, p50")
+    max_latency: float | None = Field(None, gt=0, description="TTFT seconds, p50")
+    max_cost: float | None = Field(None, ge=0, description="USD for this request")
+
+
+class RoutingOptions(_Strict):
+    order: list[str] | None = None
+    only: list[str] | None = None
+    ignore: list[str] | None = None
+    allow_fallbacks: bool = True
+    sort: Sort | None = None
+    max_price: MaxPrice | None = None
+    preferred_min_throughput: float | Percentiles | None = None
+    preferred_max_latency: float | Percentiles | None = None
+    # Our additions.
+    require: Require | None = None
+    value_of_time: float | None = Field(None, ge=0, description="USD per hour of waiting")
+
+
+NO_OPTIONS = RoutingOptions()
+
+
+def parse_options(body_value: Any, header_value: str | None) -> RoutingOptions:
+    """Merge header options under body options (the body wins field by field)."""
+    if body_value is None and not header_value:
+        return NO_OPTIONS
+    merged: dict[str, Any] = {}
+    if header_value:
+        try:
+            from_header = orjson.loads(header_value)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("x-tokenlane-provider header is not valid JSON",
+                                 param="x-tokenlane-provider") from None
+        merged.update(_object(from_header, "x-tokenlane-provider"))
+    if body_value is not None:
+        merged.update(_object(body_value, "provider"))
+    try:
+        return RoutingOptions.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = "provider." + ".".join(str(p) for p in err["loc"] if not str(p).startswith("function"))
+        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise InvalidRequest(f"Invalid routing option {path}: {message}", param=path,
+                             code="invalid_routing_option") from None
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where} must be a JSON object", param=where)
+    return value
+
+
+def split_model_suffix(model: str) -> tuple[str, Sort | None]:
+    """`llama-3.3-70b:nitro` → (`llama-3.3-70b`, "throughput")."""
+    base, sep, suffix = model.rpartition(":")
+    if sep and suffix in _SUFFIXES:
+        return base, _SUFFIXES[suffix]
+    return model, None

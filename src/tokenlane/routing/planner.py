@@ -1,0 +1,184 @@
+"""The planner: candidates → constraints → policy → preferences → exploration → plan (pure).
+
+    1. hard filters: `only`, `ignore`, `max_price`, `require`, context window
+    2. the policy ranks what is left (request `sort`, model suffix, or the model's default)
+    3. the request's `order` goes first; soft preferences and unreliable deployments go last
+    4. exploration: deployments never measured are tried once each (one at a time); stale or
+       thinly measured ones get a bounded share of traffic
+    5. `allow_fallbacks: false` keeps only the first
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import NoDeploymentAvailable
+from ..request import ChatRequest
+from ..stats.snapshot import Snapshot
+from ..types import ModelRoute
+from .decision import Decision
+from .options import Percentiles, RoutingOptions
+from .policies import POLICIES, Candidate, RankContext
+from .predict import predict, prior_from
+
+__all__ = ["STATIC_POLICIES", "PlannerSettings", "plan"]
+
+# Users who pick a static policy want it followed: no exploration, no demotions.
+STATIC_POLICIES = frozenset({"order", "weighted"})
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerSettings:
+    exploration_share: float = 0.05
+    # Below this decayed sample weight a deployment's numbers are too thin to trust alone.
+    min_weight: float = 2.0
+    # Deployments failing more often than this are tried after the others.
+    max_error_rate: float = 0.5
+
+
+def plan(
+    route: ModelRoute,
+    request: ChatRequest,
+    options: RoutingOptions,
+    snapshot: Snapshot,
+    rng: random.Random,
+    settings: PlannerSettings,
+    sort: str | None = None,
+) -> Decision:
+    policy_name = options.sort or sort or route.policy
+    output_tokens = route.expected_output_tokens
+    if request.max_output_tokens is not None:
+        output_tokens = min(output_tokens, request.max_output_tokens)
+    estimates = [snapshot.get(d.id) for d in route.deployments]
+    prior = prior_from([e for e in estimates if e is not None])
+    candidates = [
+        Candidate(d, predict(d, e, request.prompt_tokens, output_tokens, prior), e)
+        for d, e in zip(route.deployments, estimates, strict=True)
+    ]
+    candidates = _filter(candidates, options, request.prompt_tokens)
+    if not candidates:
+        raise NoDeploymentAvailable(
+            f"No deployment of {route.name} satisfies the request's routing constraints "
+            "(only/ignore/max_price/require/context window)"
+        )
+    ctx = RankContext(
+        prompt_tokens=request.prompt_tokens,
+        output_tokens=output_tokens,
+        value_of_time=options.value_of_time if options.value_of_time is not None
+        else route.value_of_time,
+        order=tuple(options.order or ()),
+    )
+    ranked = POLICIES[policy_name](ctx, candidates, snapshot, rng)
+    ranked, why = _arrange(ranked, options, settings, rng,
+                           explore=policy_name not in STATIC_POLICIES)
+    if not options.allow_fallbacks:
+        ranked = ranked[:1]
+    return Decision(policy_name, why, tuple(ranked))
+
+
+def _filter(candidates: list[Candidate], options: RoutingOptions, prompt: int) -> list[Candidate]:
+    out = []
+    for c in candidates:
+        d, p = c.deployment, c.prediction
+        if options.only and not any(c.matches(n) for n in options.only):
+            continue
+        if options.ignore and any(c.matches(n) for n in options.ignore):
+            continue
+        if d.context_window is not None and prompt > d.context_window:
+            continue
+        if (mp := options.max_price) is not None:
+            if mp.prompt is not None and d.price.input > mp.prompt:
+                continue
+            if mp.completion is not None and d.price.output > mp.completion:
+                continue
+        if (req := options.require) is not None:
+            # Hard constraints bind on what was measured; an unmeasured deployment can't prove
+            # it meets them, so it is left out rather than risked.
+            if (req.min_throughput is not None or req.max_latency is not None) and not p.measured:
+                continue
+            if req.min_throughput is not None and p.decode_tps < req.min_throughput:
+                continue
+            if req.max_latency is not None and p.ttft_s > req.max_latency:
+                continue
+            if req.max_cost is not None and p.cost_usd > req.max_cost:
+                continue
+        out.append(c)
+    return out
+
+
+def _arrange(
+    ranked: list[Candidate],
+    options: RoutingOptions,
+    settings: PlannerSettings,
+    rng: random.Random,
+    explore: bool,
+) -> tuple[list[Candidate], str]:
+    def demoted(c: Candidate) -> int:
+        # Stable partition keys: 0 = fine, 1 = misses a soft preference, 2 = unreliable.
+        if c.prediction.error_rate > settings.max_error_rate:
+            return 2
+        return 1 if _misses_preferences(c, options) else 0
+
+    if explore:
+        ranked = sorted(ranked, key=demoted)
+    if options.order:
+        named = [c for n in options.order for c in ranked if c.matches(n)]
+        seen = {id(c) for c in named}
+        rest = [c for c in ranked if id(c) not in seen] if options.allow_fallbacks else []
+        return _dedupe(named) + rest, "order"
+    if len(ranked) == 1:
+        return ranked, "only"
+    if not explore:
+        return ranked, "policy"
+    cold = [c for c in ranked if c.estimate is None or
+            (c.estimate.samples == 0 and c.estimate.in_flight == 0)]
+    if cold:
+        first = cold[0]
+        return [first] + [c for c in ranked if c is not first], "cold"
+    thin = [c for c in ranked[1:] if c.estimate is not None and
+            (c.estimate.stale or c.estimate.weight < settings.min_weight)]
+    if thin and rng.random() < settings.exploration_share:
+        pick = thin[rng.randrange(len(thin))]
+        return [pick] + [c for c in ranked if c is not pick], "explore"
+    return ranked, "policy"
+
+
+def _misses_preferences(c: Candidate, options: RoutingOptions) -> bool:
+    p = c.prediction
+    if not p.measured:
+        return False
+    want_tps = options.preferred_min_throughput
+    if want_tps is not None:
+        floor = want_tps if isinstance(want_tps, float | int) else _strictest(want_tps, max)
+        if floor is not None and p.decode_tps < floor:
+            return True
+    want_ttft = options.preferred_max_latency
+    if want_ttft is not None:
+        if isinstance(want_ttft, float | int):
+            if p.ttft_s > want_ttft:
+                return True
+        else:
+            if want_ttft.p50 is not None and p.ttft_s > want_ttft.p50:
+                return True
+            tail = _strictest(Percentiles(p75=want_ttft.p75, p90=want_ttft.p90, p99=want_ttft.p99),
+                              min)
+            if tail is not None and p.ttft_p90_s > tail:
+                return True
+    return False
+
+
+def _strictest(p: Percentiles, pick: Callable[[list[float]], float]) -> float | None:
+    values = [v for v in (p.p50, p.p75, p.p90, p.p99) if v is not None]
+    return pick(values) if values else None
+
+
+def _dedupe(candidates: list[Candidate]) -> list[Candidate]:
+    seen: set[str] = set()
+    out = []
+    for c in candidates:
+        if c.deployment.id not in seen:
+            seen.add(c.deployment.id)
+            out.append(c)
+    return out

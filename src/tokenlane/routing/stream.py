@@ -1,0 +1,190 @@
+"""A committed stream: one deployment's output on its way to the client, measured as it goes.
+
+Once the first token has been handed out there is no switching provider. If the upstream breaks
+after that, iteration raises `StreamBroken` (the server turns it into one final SSE error event)
+and the attempt is recorded as failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..assemble import has_token
+from ..clock import Clock
+from ..errors import TokenlaneError
+from ..providers.base import UpstreamBadResponse, UpstreamError, UpstreamStream
+from ..request import ChatRequest
+from ..stats.observation import Observation
+from ..types import Deployment
+
+if TYPE_CHECKING:
+    from .decision import Decision
+
+__all__ = ["AttemptMeter", "ChatStream", "StreamBroken"]
+
+
+class StreamBroken(TokenlaneError):
+    """The upstream failed after output had already reached the client."""
+
+    status = 502
+    type = "server_error"
+    code = "upstream_stream_broken"
+
+
+class AttemptMeter:
+    """Timestamps and token counts of one attempt; turns them into an `Observation`."""
+
+    __slots__ = ("deployment", "clock", "sent_at", "first_at", "last_at", "chunks", "usage",
+                 "prompt_estimate", "finish_reason", "model")
+
+    def __init__(
+        self, deployment: Deployment, clock: Clock, prompt_estimate: int, model: str = ""
+    ) -> None:
+        self.deployment = deployment
+        self.model = model
+        self.clock = clock
+        self.sent_at = clock.now()
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.chunks = 0
+        self.usage: dict[str, Any] | None = None
+        self.prompt_estimate = prompt_estimate
+        self.finish_reason: str | None = None
+
+    def see(self, chunk: dict[str, Any]) -> bool:
+        """Record one chunk; True when it carries generated output."""
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+        choices = chunk.get("choices")
+        if choices and choices[0].get("finish_reason"):
+            self.finish_reason = choices[0]["finish_reason"]
+        if not has_token(chunk):
+            return False
+        now = self.clock.now()
+        if self.first_at is None:
+            self.first_at = now
+        self.last_at = now
+        self.chunks += 1
+        return True
+
+    @property
+    def output_tokens(self) -> int:
+        if self.usage and isinstance(self.usage.get("completion_tokens"), int):
+            return self.usage["completion_tokens"]
+        return self.chunks
+
+    @property
+    def prompt_tokens(self) -> int:
+        if self.usage and isinstance(self.usage.get("prompt_tokens"), int):
+            return self.usage["prompt_tokens"]
+        return self.prompt_estimate
+
+    def observe(self, outcome: str, status: int | None = None) -> Observation:
+        now = self.clock.now()
+        output = self.output_tokens
+        ttft = None if self.first_at is None else self.first_at - self.sent_at
+        decode = None
+        if self.first_at is not None and self.last_at is not None and output > 1:
+            span = self.last_at - self.first_at
+            if span > 0:
+                decode = (output - 1) / span
+        prompt = self.prompt_tokens
+        return Observation(
+            deployment=self.deployment.id,
+            at=now,
+            outcome=outcome,
+            prompt_tokens=prompt,
+            output_tokens=output,
+            ttft_s=ttft,
+            decode_tps=decode,
+            total_s=now - self.sent_at,
+            cost=self.deployment.price.cost(prompt, output),
+            status=status,
+            model=self.model,
+        )
+
+
+class ChatStream:
+    """Chunks for the client, model renamed to the public name, usage shown only if asked.
+
+    Always iterate it to the end or `aclose()` it: closing releases the upstream connection
+    and records the attempt.
+    """
+
+    def __init__(
+        self,
+        request: ChatRequest,
+        deployment: Deployment,
+        upstream: UpstreamStream,
+        chunks: AsyncIterator[dict[str, Any]],
+        head: list[dict[str, Any]],
+        meter: AttemptMeter,
+        finish: Callable[[AttemptMeter, str, int | None], Observation],
+        decision: Decision | None = None,
+    ) -> None:
+        self.request = request
+        self.deployment = deployment
+        self.decision = decision
+        self.meter = meter
+        self.observation: Observation | None = None
+        self._upstream = upstream
+        self._chunks = chunks
+        self._head = head
+        self._finish_attempt = finish
+        self._id: str | None = None
+        self._created: int | None = None
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            for chunk in self._head:
+                out = self._present(chunk)
+                if out is not None:
+                    yield out
+            self._head = []
+            async for chunk in self._chunks:
+                self.meter.see(chunk)
+                out = self._present(chunk)
+                if out is not None:
+                    yield out
+        except UpstreamError as exc:
+            self._finish(exc.outcome, exc.status)
+            raise StreamBroken(f"upstream {self.deployment.id} failed mid-stream: {exc}") from exc
+        if self.meter.finish_reason is None and not getattr(self._upstream, "completed", True):
+            self._finish(UpstreamBadResponse.outcome)
+            raise StreamBroken(
+                f"upstream {self.deployment.id} ended the stream without a finish reason or [DONE]"
+            )
+        if self.request.include_usage and self.meter.usage is None:
+            yield self._synthetic_usage()
+        self._finish("ok")
+
+    def _present(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.request.include_usage and "usage" in chunk:
+            # We asked upstream for usage to measure; the client did not, so it sees none.
+            if not chunk.get("choices"):
+                return None
+            del chunk["usage"]
+        chunk["model"] = self.request.model
+        if self._id is None:
+            self._id, self._created = chunk.get("id"), chunk.get("created")
+        return chunk
+
+    def _synthetic_usage(self) -> dict[str, Any]:
+        prompt, output = self.meter.prompt_tokens, self.meter.output_tokens
+        return {
+            "id": self._id, "object": "chat.completion.chunk", "created": self._created,
+            "model": self.request.model, "choices": [],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": output,
+                      "total_tokens": prompt + output},
+        }
+
+    def _finish(self, outcome: str, status: int | None = None) -> None:
+        if self.observation is None:
+            self.observation = self._finish_attempt(self.meter, outcome, status)
+
+    async def aclose(self) -> None:
+        """Release the upstream; a stream closed before its end counts as cancelled."""
+        self._finish("cancelled")
+        await self._upstream.aclose()

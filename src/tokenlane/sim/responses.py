@@ -1,0 +1,106 @@
+"""ASGI responses that take time, and stop the moment the client goes away.
+
+A real provider stops generating when its client disconnects; the simulator must too, or a
+gateway test could not tell a cancelled upstream stream from one left running. Watching
+`receive()` for `http.disconnect` catches it even during a long wait (a 30-second TTFT),
+which failing `send()` calls would not: uvicorn silently drops sends to a closed connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from ..clock import Clock
+
+__all__ = ["DelayedJSONResponse", "EventStreamResponse", "run_until_disconnect"]
+
+Finish = Callable[[bool], None]
+"""Told once how a reply ended: True if fully sent, False if cut off."""
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    # Tells buffering reverse proxies (nginx) to pass events straight through.
+    (b"x-accel-buffering", b"no"),
+]
+
+
+async def run_until_disconnect(work: Awaitable[Any], receive: Receive) -> bool:
+    """Run `work` unless the client disconnects first; True if it ran to its end.
+
+    On a disconnect `work` is cancelled and has finished unwinding before this returns.
+    """
+    work_task = asyncio.ensure_future(work)
+    watch_task = asyncio.ensure_future(_disconnect(receive))
+    try:
+        await asyncio.wait((work_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch_task.cancel()
+        work_task.cancel()  # no-op if it already finished
+        await asyncio.wait((work_task, watch_task))
+    if work_task.cancelled():
+        return False
+    exc = work_task.exception()
+    if exc is None:
+        return True
+    if isinstance(exc, OSError):  # ASGI 2.4 servers raise on a send to a closed connection
+        return False
+    raise exc
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class EventStreamResponse:
+    """`text/event-stream`: each `(delay, event)` sent as its own body part after its delay."""
+
+    def __init__(self, events: Iterable[tuple[float, bytes]], clock: Clock, finish: Finish):
+        self._events = events
+        self._clock = clock
+        self._finish = finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        completed = False
+        try:
+            completed = await run_until_disconnect(self._stream(send), receive)
+        finally:
+            self._finish(completed)
+
+    async def _stream(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        sleep = self._clock.sleep
+        for delay, event in self._events:
+            if delay > 0:  # at zero delay, never touch the clock: benchmarks depend on it
+                await sleep(delay)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class DelayedJSONResponse:
+    """A JSON body sent after `delay` (the time a non-streamed reply takes to generate)."""
+
+    def __init__(self, body: bytes, delay: float, clock: Clock, finish: Finish):
+        self._body = body
+        self._delay = delay
+        self._clock = clock
+        self._finish = finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        completed = False
+        try:
+            if self._delay > 0:
+                if not await run_until_disconnect(self._clock.sleep(self._delay), receive):
+                    return
+            headers = [*_JSON_HEADERS, (b"content-length", str(len(self._body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": self._body})
+            completed = True
+        finally:
+            self._finish(completed)

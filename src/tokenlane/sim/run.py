@@ -1,0 +1,44 @@
+"""Running a simulator as a server of its own (`tokenlane sim --config FILE`)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from ..clock import Clock
+from .simulator import Simulator
+from .spec import SimSettings
+
+__all__ = ["run_simulator", "serve_simulator"]
+
+logger = logging.getLogger("tokenlane.sim")
+
+
+def _server(settings: SimSettings, clock: Clock | None, log_level: str) -> uvicorn.Server:
+    sim = Simulator(settings.providers, clock)
+    config = uvicorn.Config(
+        sim.app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        # A log line per request would cost more than the simulated request itself.
+        access_log=False,
+        lifespan="off",
+    )
+    root = f"http://{settings.host}:{settings.port}"
+    for name in sim.names:
+        logger.info("sim provider %s at %s", name, Simulator.base_url(root, name))
+    return uvicorn.Server(config)
+
+
+async def serve_simulator(
+    settings: SimSettings, clock: Clock | None = None, *, log_level: str = "info"
+) -> None:
+    """Serve the simulator on `settings.host:port` inside a running event loop until stopped."""
+    await _server(settings, clock, log_level).serve()
+
+
+def run_simulator(settings: SimSettings, *, log_level: str = "info") -> None:
+    """Serve the simulator until interrupted (blocking; uvicorn picks the loop, uvloop if present)."""
+    _server(settings, None, log_level).run()

@@ -1,0 +1,165 @@
+"""OpenAI chat-completions wire format: planned replies in, exact response bytes out.
+
+Pure encoding, no I/O. `stream_events` yields `(delay, sse_event)` pairs; the ASGI layer
+sleeps each delay and sends each event as its own body part. Shapes follow OpenAI's
+`CreateChatCompletionResponse` and `CreateChatCompletionStreamResponse` schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from .plan import Completion, Failure
+from .spec import SimProviderSpec
+
+__all__ = ["DONE", "completion_body", "error_body", "models_body", "stream_events"]
+
+DONE = b"data: [DONE]\n\n"
+_SYSTEM_FINGERPRINT = "fp_tokenlane_sim"
+# Stand-in for the one field that changes from chunk to chunk (see `_Template`).
+_HOLE = "\x00tokenlane-sim-hole\x00"
+
+
+def error_body(failure: Failure) -> bytes:
+    return orjson.dumps(
+        {
+            "error": {
+                "message": failure.message,
+                "type": failure.type,
+                "param": failure.param,
+                "code": failure.code,
+            }
+        }
+    )
+
+
+def models_body(spec: SimProviderSpec) -> bytes:
+    """`GET /v1/models`: the listed models (empty when the provider serves any id)."""
+    data = [
+        {"id": model, "object": "model", "created": 0, "owned_by": spec.name}
+        for model in spec.models or ()
+    ]
+    return orjson.dumps({"object": "list", "data": data})
+
+
+def completion_body(reply: Completion, completion_id: str, created: int) -> bytes:
+    """The whole `chat.completion` object of a non-streamed reply."""
+    message: dict[str, Any]
+    if reply.tool_call is None:
+        message = {"role": "assistant", "content": "".join(reply.pieces), "refusal": None}
+    else:
+        call = reply.tool_call
+        message = {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "tool_calls": [
+                {
+                    "id": _call_id(completion_id),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+            ],
+        }
+    return orjson.dumps(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": reply.model,
+            "system_fingerprint": _SYSTEM_FINGERPRINT,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": reply.finish_reason,
+                }
+            ],
+            "usage": _usage(reply),
+        }
+    )
+
+
+def stream_events(
+    reply: Completion, completion_id: str, created: int
+) -> Iterator[tuple[float, bytes]]:
+    """Every SSE event of a streamed reply, each with the wait before it.
+
+    A role chunk, one chunk per token, a closing chunk carrying `finish_reason`, the usage
+    chunk (empty `choices`) when `stream_options.include_usage` asked for it, then `[DONE]`.
+    """
+    head: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": reply.model,
+        "system_fingerprint": _SYSTEM_FINGERPRINT,
+    }
+    # OpenAI sends `"usage": null` on every chunk but the last once usage was asked for.
+    tail = {"usage": None} if reply.include_usage else {}
+    delays = reply.delays
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return _sse({**head, "choices": [choice], **tail})
+
+    if reply.tool_call is None:
+        yield delays[0], chunk({"role": "assistant", "content": "", "refusal": None})
+        template = _Template(lambda hole: chunk({"content": hole}))
+        for i, piece in enumerate(reply.pieces):
+            yield (0.0 if i == 0 else delays[i]), template.fill(piece)
+    else:
+        call = {
+            "index": 0,
+            "id": _call_id(completion_id),
+            "type": "function",
+            "function": {"name": reply.tool_call.name, "arguments": ""},
+        }
+        yield delays[0], chunk({"role": "assistant", "content": None, "tool_calls": [call]})
+        template = _Template(
+            lambda hole: chunk({"tool_calls": [{"index": 0, "function": {"arguments": hole}}]})
+        )
+        for i, fragment in enumerate(reply.pieces, start=1):
+            yield delays[i], template.fill(fragment)
+    yield delays[-1], chunk({}, reply.finish_reason)
+    if reply.include_usage:
+        yield 0.0, _sse({**head, "choices": [], "usage": _usage(reply)})
+    yield 0.0, DONE
+
+
+class _Template:
+    """A chunk encoded once with a hole where the token goes, then filled per token.
+
+    Per-token chunks differ only in one string, so splicing the JSON-encoded token into
+    pre-encoded bytes gives the same bytes as encoding the whole chunk, at a fraction of
+    the cost: the simulator's hot loop must stay cheap next to the gateway it measures.
+    """
+
+    __slots__ = ("_before", "_after")
+
+    def __init__(self, encode: Callable[[str], bytes]) -> None:
+        self._before, self._after = encode(_HOLE).split(orjson.dumps(_HOLE))
+
+    def fill(self, text: str) -> bytes:
+        return self._before + orjson.dumps(text) + self._after
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def _usage(reply: Completion) -> dict[str, int]:
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+    }
+
+
+def _call_id(completion_id: str) -> str:
+    # Derived rather than drawn: one call per completion, and ids need no extra randomness.
+    return "call_" + completion_id.removeprefix("chatcmpl-")

@@ -1,0 +1,1 @@
+"""Measurement: observations in, frozen per-deployment estimates out."""

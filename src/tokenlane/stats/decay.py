@@ -1,0 +1,109 @@
+"""Time-decayed estimators (pure; the caller passes the time).
+
+A sample's weight halves every `half_life` seconds, so yesterday's speed fades and this hour's
+dominates. Decay is applied lazily on update and on read, so idle estimators cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+__all__ = ["DecayedMean", "DecayedQuantiles", "DecayedRegression"]
+
+
+def _decay(age: float, half_life: float) -> float:
+    return math.exp(-math.log(2) * max(0.0, age) / half_life)
+
+
+class DecayedMean:
+    __slots__ = ("half_life", "_sum", "_weight", "_at")
+
+    def __init__(self, half_life: float) -> None:
+        self.half_life = half_life
+        self._sum = 0.0
+        self._weight = 0.0
+        self._at = 0.0
+
+    def add(self, value: float, at: float, weight: float = 1.0) -> None:
+        factor = _decay(at - self._at, self.half_life) if self._weight else 1.0
+        self._sum = self._sum * factor + value * weight
+        self._weight = self._weight * factor + weight
+        self._at = max(self._at, at)
+
+    def weight(self, now: float) -> float:
+        return self._weight * _decay(now - self._at, self.half_life)
+
+    def value(self) -> float | None:
+        """The weighted mean (decay scales sum and weight alike, so it needs no `now`)."""
+        return self._sum / self._weight if self._weight > 0 else None
+
+
+class DecayedQuantiles:
+    """Weighted quantiles over the most recent `capacity` samples, weights decaying with age."""
+
+    __slots__ = ("half_life", "_samples")
+
+    def __init__(self, half_life: float, capacity: int = 256) -> None:
+        self.half_life = half_life
+        self._samples: deque[tuple[float, float]] = deque(maxlen=capacity)
+
+    def add(self, value: float, at: float) -> None:
+        self._samples.append((at, value))
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def quantiles(self, qs: tuple[float, ...], now: float) -> tuple[float, ...] | None:
+        if not self._samples:
+            return None
+        weighted = sorted(
+            (value, _decay(now - at, self.half_life)) for at, value in self._samples
+        )
+        total = sum(w for _, w in weighted)
+        out = []
+        for q in qs:
+            target = q * total
+            running = 0.0
+            chosen = weighted[-1][0]
+            for value, w in weighted:
+                running += w
+                if running >= target:
+                    chosen = value
+                    break
+            out.append(chosen)
+        return tuple(out)
+
+
+class DecayedRegression:
+    """Decayed least squares of y on x: how TTFT grows with prompt length."""
+
+    __slots__ = ("half_life", "_w", "_x", "_y", "_xx", "_xy", "_at")
+
+    def __init__(self, half_life: float) -> None:
+        self.half_life = half_life
+        self._w = self._x = self._y = self._xx = self._xy = 0.0
+        self._at = 0.0
+
+    def add(self, x: float, y: float, at: float) -> None:
+        f = _decay(at - self._at, self.half_life) if self._w else 1.0
+        self._w = self._w * f + 1.0
+        self._x = self._x * f + x
+        self._y = self._y * f + y
+        self._xx = self._xx * f + x * x
+        self._xy = self._xy * f + x * y
+        self._at = max(self._at, at)
+
+    def mean_x(self) -> float | None:
+        return self._x / self._w if self._w else None
+
+    def slope(self, min_spread: float) -> float:
+        """dy/dx, or 0 while the x values are too close together to tell (spread = stddev)."""
+        if self._w < 2:
+            return 0.0
+        mean_x = self._x / self._w
+        var = self._xx / self._w - mean_x * mean_x
+        if var <= min_spread * min_spread:
+            return 0.0
+        cov = self._xy / self._w - mean_x * (self._y / self._w)
+        return max(0.0, cov / var)  # prompt length never makes the first token come sooner

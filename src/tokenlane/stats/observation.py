@@ -1,0 +1,26 @@
+"""What one attempt measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["OUTCOMES", "Observation"]
+
+# Outcome classes. "cancelled" (the client left, or a hedge lost) says nothing about the
+# deployment's health and is kept out of error rates.
+OUTCOMES = ("ok", "4xx", "429", "5xx", "timeout", "connect", "stall", "bad_response", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    deployment: str
+    at: float  # clock time the attempt ended
+    outcome: str
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    ttft_s: float | None = None  # request sent → first generated token
+    decode_tps: float | None = None  # output tokens after the first / (last − first token time)
+    total_s: float = 0.0
+    cost: float = 0.0
+    status: int | None = None
+    model: str = ""  # the public model name the attempt served

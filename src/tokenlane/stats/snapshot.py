@@ -1,0 +1,48 @@
+"""Frozen views of the stats, handed to policies (which must not read anything live)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["DeploymentEstimate", "Snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentEstimate:
+    deployment: str
+    samples: int  # attempts ever observed
+    weight: float  # decayed sample weight: how much the estimates below still rest on
+    age_s: float | None  # since the last observation; None when never observed
+    stale: bool
+    ttft_p50_s: float | None
+    ttft_p90_s: float | None
+    ttft_per_1k_prompt_s: float  # how TTFT grows with prompt length
+    ttft_mean_prompt_tokens: float | None  # the prompt length ttft_p50_s belongs to
+    decode_tps_p50: float | None
+    error_rate: float | None
+    rate_limit_rate: float | None
+    usd_per_m_output: float | None  # effective: actual cost / actual output tokens
+    mean_output_tokens: float | None
+    in_flight: int
+    # Streams in flight right now: their decode speed so far and the longest wait for a first
+    # token. A slow provider is demoted before its slow streams finish.
+    live_decode_tps: float | None = None
+    live_wait_s: float | None = None
+    circuit: str = "closed"
+
+    @property
+    def known(self) -> bool:
+        return self.samples > 0 and not self.stale
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    at: float
+    estimates: dict[str, DeploymentEstimate] = field(default_factory=dict)
+
+    def get(self, deployment: str) -> DeploymentEstimate | None:
+        return self.estimates.get(deployment)

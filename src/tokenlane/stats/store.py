@@ -1,0 +1,148 @@
+"""Per-deployment stats: observations in, a frozen `Snapshot` out. The clock is injected.
+
+In-process store. Attempts in flight are tracked too (`track`/`untrack`), so a deployment whose
+current streams trickle far below its estimate is demoted while they still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..clock import Clock
+from .decay import DecayedMean, DecayedQuantiles, DecayedRegression
+from .observation import Observation
+from .snapshot import DeploymentEstimate, Snapshot
+
+__all__ = ["LiveAttempt", "StatsSettings", "StatsStore"]
+
+_FAILURES = frozenset({"5xx", "429", "timeout", "connect", "stall", "bad_response"})
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSettings:
+    half_life_s: float = 300.0
+    stale_after_s: float = 600.0
+    # A live stream counts once it has produced this many tokens or run this long.
+    live_min_tokens: int = 8
+    live_min_seconds: float = 1.0
+
+
+class LiveAttempt(Protocol):
+    """What the store reads from an attempt in flight (the engine's AttemptMeter)."""
+
+    sent_at: float
+    first_at: float | None
+    chunks: int
+
+
+class _DeploymentStats:
+    def __init__(self, half_life: float) -> None:
+        self.samples = 0
+        self.last_at: float | None = None
+        self.ttft = DecayedQuantiles(half_life)
+        self.ttft_fit = DecayedRegression(half_life)
+        self.decode = DecayedQuantiles(half_life)
+        self.failures = DecayedMean(half_life)
+        self.rate_limited = DecayedMean(half_life)
+        self.cost = DecayedMean(half_life)
+        self.output = DecayedMean(half_life)
+
+    def add(self, obs: Observation) -> None:
+        if obs.outcome == "cancelled" and obs.ttft_s is None:
+            return  # the client left before anything was learnt
+        at = obs.at
+        self.samples += 1
+        self.last_at = at
+        if obs.outcome != "cancelled":
+            self.failures.add(1.0 if obs.outcome in _FAILURES else 0.0, at)
+            self.rate_limited.add(1.0 if obs.outcome == "429" else 0.0, at)
+        if obs.ttft_s is not None:
+            self.ttft.add(obs.ttft_s, at)
+            self.ttft_fit.add(obs.prompt_tokens, obs.ttft_s, at)
+        if obs.decode_tps is not None:
+            self.decode.add(obs.decode_tps, at)
+        if obs.output_tokens > 0:
+            # Weighted by tokens: sum(cost) / sum(tokens), both decayed alike.
+            self.cost.add(obs.cost / obs.output_tokens * 1e6, at, weight=obs.output_tokens)
+            self.output.add(obs.output_tokens, at)
+
+
+class StatsStore:
+    def __init__(self, clock: Clock, settings: StatsSettings | None = None) -> None:
+        self.clock = clock
+        self.settings = settings or StatsSettings()
+        self._stats: dict[str, _DeploymentStats] = {}
+        self._live: dict[str, set[LiveAttempt]] = {}
+
+    def observe(self, obs: Observation) -> None:
+        stats = self._stats.get(obs.deployment)
+        if stats is None:
+            stats = self._stats[obs.deployment] = _DeploymentStats(self.settings.half_life_s)
+        stats.add(obs)
+
+    def track(self, deployment: str, attempt: LiveAttempt) -> None:
+        self._live.setdefault(deployment, set()).add(attempt)
+
+    def untrack(self, deployment: str, attempt: LiveAttempt) -> None:
+        live = self._live.get(deployment)
+        if live is not None:
+            live.discard(attempt)
+
+    def snapshot(self, deployments: Iterable[str]) -> Snapshot:
+        now = self.clock.now()
+        return Snapshot(now, {d: self._estimate(d, now) for d in deployments})
+
+    def _estimate(self, deployment: str, now: float) -> DeploymentEstimate:
+        stats = self._stats.get(deployment)
+        live = self._live.get(deployment, ())
+        live_tps, live_wait = self._live_signals(live, now)
+        if stats is None:
+            return DeploymentEstimate(
+                deployment, 0, 0.0, None, True, None, None, 0.0, None, None, None, None, None,
+                None, len(live), live_tps, live_wait,
+            )
+        ttft = stats.ttft.quantiles((0.5, 0.9), now)
+        decode = stats.decode.quantiles((0.5,), now)
+        age = None if stats.last_at is None else now - stats.last_at
+        return DeploymentEstimate(
+            deployment=deployment,
+            samples=stats.samples,
+            weight=stats.failures.weight(now),
+            age_s=age,
+            stale=age is None or age > self.settings.stale_after_s,
+            ttft_p50_s=ttft[0] if ttft else None,
+            ttft_p90_s=ttft[1] if ttft else None,
+            # TTFT regressions only mean something across a spread of prompt lengths.
+            ttft_per_1k_prompt_s=stats.ttft_fit.slope(min_spread=50.0) * 1000,
+            ttft_mean_prompt_tokens=stats.ttft_fit.mean_x(),
+            decode_tps_p50=decode[0] if decode else None,
+            error_rate=stats.failures.value(),
+            rate_limit_rate=stats.rate_limited.value(),
+            usd_per_m_output=stats.cost.value(),
+            mean_output_tokens=stats.output.value(),
+            in_flight=len(live),
+            live_decode_tps=live_tps,
+            live_wait_s=live_wait,
+        )
+
+    def _live_signals(
+        self, live: Iterable[LiveAttempt], now: float
+    ) -> tuple[float | None, float | None]:
+        rates = []
+        longest_wait = None
+        s = self.settings
+        for attempt in live:
+            if attempt.first_at is None:
+                wait = now - attempt.sent_at
+                longest_wait = wait if longest_wait is None else max(longest_wait, wait)
+                continue
+            elapsed = now - attempt.first_at
+            if attempt.chunks >= s.live_min_tokens or elapsed >= s.live_min_seconds:
+                if elapsed > 0:
+                    rates.append(max(attempt.chunks - 1, 0) / elapsed)
+        if not rates:
+            return None, longest_wait
+        rates.sort()
+        return rates[len(rates) // 2], longest_wait

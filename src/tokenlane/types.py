@@ -1,0 +1,60 @@
+"""Runtime records shared by the rooms: what config resolves into and what requests carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Catalog", "Deployment", "ModelRoute", "Price", "Provider"]
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+
+    def cost(self, prompt_tokens: float, output_tokens: float) -> float:
+        return (prompt_tokens * self.input + output_tokens * self.output) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    base_url: str
+    # Never printed: repr=False keeps it out of logs, tracebacks and debug dumps.
+    api_key: str | None = field(repr=False)
+    headers: tuple[tuple[str, str], ...] = ()
+    dialect: str = "openai"
+    max_connections: int = 512
+    connect_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One model on one provider, e.g. `cerebras/llama-3.3-70b`."""
+
+    id: str
+    provider: Provider
+    upstream_model: str
+    price: Price
+    context_window: int | None = None
+    capabilities: frozenset[str] = frozenset()
+    weight: float = 1.0  # for the static `weighted` policy
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """A public model name and the deployments that can serve it."""
+
+    name: str
+    deployments: tuple[Deployment, ...]
+    policy: str = "balanced"
+    value_of_time: float = 10.0  # USD per hour of waiting, for `balanced`
+    expected_output_tokens: int = 256  # when the request sets no max_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    models: dict[str, ModelRoute]
+    providers: dict[str, Provider]

@@ -1,0 +1,24 @@
+from tokenlane.providers.sse import SSEDecoder, SSEEvent
+
+
+def test_events_split_across_pieces() -> None:
+    decoder = SSEDecoder()
+    stream = b'data: {"a":1}\n\ndata: {"b":2}\n\n: keep-alive\n\ndata: [DONE]\n\n'
+    events = []
+    for i in range(0, len(stream), 5):
+        events += decoder.feed(stream[i:i + 5])
+    assert events == [SSEEvent(b'{"a":1}'), SSEEvent(b'{"b":2}'), SSEEvent(b"[DONE]")]
+    assert decoder.pending() == b""
+
+
+def test_crlf_multiline_and_named_events() -> None:
+    decoder = SSEDecoder()
+    events = decoder.feed(b"event: error\r\ndata: {\"x\":\r")
+    events += decoder.feed(b"\ndata: 1}\r\n\r\n")
+    assert events == [SSEEvent(b'{"x":\n1}', "error")]
+
+
+def test_truncated_event_is_pending() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b'data: {"a":') == []
+    assert decoder.pending() == b'data: {"a":'

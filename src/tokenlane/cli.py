@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--config", required=True)
     sim.set_defaults(run=_sim)
 
+    stats = sub.add_parser("stats", help="print a running gateway's live routing estimates")
+    stats.add_argument("--url", default="http://127.0.0.1:8000")
+    stats.add_argument("--key", default=os.environ.get("TOKENLANE_API_KEY"),
+                       help="gateway key (default: $TOKENLANE_API_KEY)")
+    stats.add_argument("--json", action="store_true", help="print the raw JSON")
+    stats.set_defaults(run=_stats)
+
     check = sub.add_parser("check", help="validate a config file and the environment it needs")
     check.add_argument("--config", required=True)
     check.set_defaults(run=_check)
@@ -64,6 +71,26 @@ def _check(args: argparse.Namespace) -> int:
     catalog = settings.resolve(os.environ, source=args.config)
     deployments = sum(len(m.deployments) for m in catalog.models.values())
     print(f"{args.config}: ok ({len(catalog.models)} models, {deployments} deployments)")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import httpx
+
+    from .stats.table import render_stats
+
+    headers = {"authorization": f"Bearer {args.key}"} if args.key else {}
+    try:
+        response = httpx.get(f"{args.url.rstrip('/')}/v1/router/stats", headers=headers,
+                             timeout=10)
+    except httpx.HTTPError as exc:
+        print(f"tokenlane: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"tokenlane: {args.url} answered HTTP {response.status_code}: {response.text[:300]}",
+              file=sys.stderr)
+        return 1
+    print(response.text if args.json else render_stats(response.json()), end="")
     return 0
 
 

@@ -41,24 +41,43 @@ class ManualClock:
     """Virtual time for tests: `sleep` advances the clock at once instead of waiting.
 
     Safe to share between threads (a gateway and a simulator on separate loopback servers).
-    With one request in flight at a time the simulated delays are measured exactly; with
-    several, their sleeps add up, which keeps results deterministic but not realistic.
+    With several requests in flight their sleeps add up: deterministic, not realistic.
+
+    `lockstep=True` is for measuring across threads: a sleeper (the simulator) does not
+    advance time until someone has read the clock since the previous advance (the gateway,
+    stamping the token that advance produced). Otherwise the simulator, never really waiting,
+    would race many tokens ahead of the reader and every timestamp would be late. The wait is
+    bounded by `lockstep_timeout` real seconds, after which time advances anyway.
     """
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(
+        self, start: float = 1000.0, *, lockstep: bool = False, lockstep_timeout: float = 5.0
+    ) -> None:
         self._now = start
-        self._lock = threading.Lock()
+        self._reads = 1
+        self._lockstep = lockstep
+        self._timeout = lockstep_timeout
+        self._cond = threading.Condition()
 
     def now(self) -> float:
-        with self._lock:
+        with self._cond:
+            self._reads += 1
+            self._cond.notify_all()
             return self._now
 
     def advance(self, seconds: float) -> None:
         """Move time forward without a sleeper (ageing stats, expiring Retry-After)."""
-        with self._lock:
+        with self._cond:
             self._now += max(0.0, seconds)
+            self._reads = 0
 
     async def sleep(self, seconds: float) -> None:
+        if self._lockstep:
+            await asyncio.to_thread(self._wait_for_reader)
         self.advance(seconds)
         # Yield so the sleeper still behaves like an await point for other tasks.
         await asyncio.sleep(0)
+
+    def _wait_for_reader(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._reads > 0, timeout=self._timeout)

@@ -88,7 +88,10 @@ class UpstreamRejected(TokenlaneError):
     def __init__(self, status: int, body: dict[str, Any], deployment: str):
         err = body.get("error") if isinstance(body.get("error"), dict) else {}
         message = str(err.get("message") or f"upstream returned HTTP {status}")
-        super().__init__(message, param=err.get("param"), code=err.get("code"))
+        code = err.get("code")
+        # OpenAI's schema has string codes; some providers send numbers.
+        super().__init__(message, param=err.get("param"),
+                         code=None if code is None else str(code))
         self.status = status
         self.type = str(err.get("type") or "invalid_request_error")
         self.deployment = deployment

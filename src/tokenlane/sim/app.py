@@ -37,7 +37,9 @@ from .responses import DelayedJSONResponse, EventStreamResponse
 __all__ = ["build_app"]
 
 
-def build_app(providers: Mapping[str, ProviderState], board: CounterBoard, clock: Clock) -> Starlette:
+def build_app(
+    providers: Mapping[str, ProviderState], board: CounterBoard, clock: Clock
+) -> Starlette:
     """The ASGI app serving `providers`, counting into `board`, waiting on `clock`."""
     handlers = _Handlers(providers, board, clock)
     routes = [

@@ -37,7 +37,7 @@ class SimCounters:
 
 
 class _Tally:
-    __slots__ = ("requests", "completed", "disconnected", "errors", "rate_limited")
+    __slots__ = ("completed", "disconnected", "errors", "rate_limited", "requests")
 
     def __init__(self) -> None:
         self.requests = self.completed = self.disconnected = self.errors = self.rate_limited = 0
@@ -86,9 +86,7 @@ class CounterBoard:
         with self._changed:
             return {name: tally.snapshot() for name, tally in self._tallies.items()}
 
-    def wait(
-        self, name: str, until: Callable[[SimCounters], bool], timeout: float
-    ) -> SimCounters:
+    def wait(self, name: str, until: Callable[[SimCounters], bool], timeout: float) -> SimCounters:
         """Block until `until(counters)` holds; raise TimeoutError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         with self._changed:

@@ -128,9 +128,7 @@ def _delays(spec: SimProviderSpec, prompt_tokens: int, n: int, rng: Random) -> t
     if not spec.jitter or not scale:
         return (ttft,) + (step,) * n
     spread = spec.jitter
-    return tuple(
-        base * (1 + spread * (2 * rng.random() - 1)) for base in (ttft, *((step,) * n))
-    )
+    return tuple(base * (1 + spread * (2 * rng.random() - 1)) for base in (ttft, *((step,) * n)))
 
 
 def _parse_request(
@@ -172,7 +170,7 @@ def _parse_request(
     return model, limit, function
 
 
-def _token_limit(body: dict[str, Any]) -> int | None | Failure:
+def _token_limit(body: dict[str, Any]) -> int | Failure | None:
     # `max_completion_tokens` replaced `max_tokens`; when both are sent the newer one wins.
     for param in ("max_completion_tokens", "max_tokens"):
         value = body.get(param)
@@ -191,13 +189,13 @@ def _token_limit(body: dict[str, Any]) -> int | None | Failure:
     return None
 
 
-def _forced_function(body: dict[str, Any]) -> dict[str, Any] | None | Failure:
+def _forced_function(body: dict[str, Any]) -> dict[str, Any] | Failure | None:
     """The function definition `tool_choice` forces a call to, if it forces one."""
     tools = body.get("tools")
     choice = body.get("tool_choice")
     if not isinstance(tools, list) or (choice != "required" and not isinstance(choice, dict)):
         return None  # no tools, or "auto" / "none" / absent: answer in text
-    functions = [
+    functions: list[dict[str, Any]] = [
         tool["function"]
         for tool in tools
         if isinstance(tool, dict)

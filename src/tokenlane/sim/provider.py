@@ -22,7 +22,7 @@ class ProviderState:
     provider's error draws and jitter reproducible regardless of the others' traffic.
     """
 
-    __slots__ = ("spec", "rng")
+    __slots__ = ("rng", "spec")
 
     def __init__(self, spec: SimProviderSpec) -> None:
         self.spec = spec

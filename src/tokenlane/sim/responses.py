@@ -95,9 +95,11 @@ class DelayedJSONResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         completed = False
         try:
-            if self._delay > 0:
-                if not await run_until_disconnect(self._clock.sleep(self._delay), receive):
-                    return
+            waited = self._delay <= 0 or await run_until_disconnect(
+                self._clock.sleep(self._delay), receive
+            )
+            if not waited:
+                return  # the client left while the reply was being "generated"
             headers = [*_JSON_HEADERS, (b"content-length", str(len(self._body)).encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": self._body})

@@ -40,5 +40,5 @@ async def serve_simulator(
 
 
 def run_simulator(settings: SimSettings, *, log_level: str = "info") -> None:
-    """Serve the simulator until interrupted (blocking; uvicorn picks the loop, uvloop if present)."""
+    """Serve the simulator until interrupted (blocking; uvicorn picks uvloop if installed)."""
     _server(settings, None, log_level).run()

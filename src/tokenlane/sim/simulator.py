@@ -55,7 +55,7 @@ class Simulator:
     def specs(self) -> list[SimProviderSpec]:
         return [state.spec for state in self._providers.values()]
 
-    def update(self, name: str, **fields: Any) -> SimProviderSpec:
+    def update(self, name: str, /, **fields: Any) -> SimProviderSpec:
         """Change some of a provider's fields from its next request on; returns the new spec.
 
         Validated like the config file (SimConfigError on a bad value or an unknown field);

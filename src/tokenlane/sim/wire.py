@@ -139,7 +139,7 @@ class _Template:
     the cost: the simulator's hot loop must stay cheap next to the gateway it measures.
     """
 
-    __slots__ = ("_before", "_after")
+    __slots__ = ("_after", "_before")
 
     def __init__(self, encode: Callable[[str], bytes]) -> None:
         self._before, self._after = encode(_HOLE).split(orjson.dumps(_HOLE))

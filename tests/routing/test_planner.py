@@ -1,0 +1,156 @@
+"""Policies and the planner: pure functions of request, candidates, snapshot and rng."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tokenlane.errors import InvalidRequest, NoDeploymentAvailable
+from tokenlane.request import chat_request_from_body
+from tokenlane.routing.planner import PlannerSettings, plan
+from tokenlane.stats.snapshot import DeploymentEstimate, Snapshot
+from tokenlane.types import Deployment, ModelRoute, Price, Provider
+
+#            name     ttft  tps   $in   $out
+PROFILES = [("fast", 0.50, 1000, 2.00, 4.00),
+            ("snappy", 0.05, 100, 1.00, 2.00),
+            ("cheap", 1.00, 30, 0.10, 0.20)]
+
+
+def deployment(name: str, price_in: float, price_out: float) -> Deployment:
+    return Deployment(f"{name}/m", Provider(name, f"http://{name}", None), "m",
+                      Price(price_in, price_out))
+
+
+def estimate(name: str, ttft: float, tps: float, **kw: object) -> DeploymentEstimate:
+    fields: dict[str, object] = dict(
+        deployment=f"{name}/m", samples=20, weight=20.0, age_s=1.0, stale=False,
+        ttft_p50_s=ttft, ttft_p90_s=ttft * 1.5, ttft_per_1k_prompt_s=0.0,
+        ttft_mean_prompt_tokens=100.0, decode_tps_p50=tps, error_rate=0.0,
+        rate_limit_rate=0.0, usd_per_m_output=None, mean_output_tokens=None, in_flight=0)
+    fields.update(kw)
+    return DeploymentEstimate(**fields)  # type: ignore[arg-type]
+
+
+ROUTE = ModelRoute("m", tuple(deployment(n, pi, po) for n, _, _, pi, po in PROFILES),
+                   policy="balanced", value_of_time=10.0, expected_output_tokens=200)
+SNAPSHOT = Snapshot(0.0, {f"{n}/m": estimate(n, t, s) for n, t, s, _, _ in PROFILES})
+NO_EXPLORE = PlannerSettings(exploration_share=0.0)
+
+
+def decide(body_extra: dict | None = None, snapshot: Snapshot = SNAPSHOT, model: str = "m",
+           settings: PlannerSettings = NO_EXPLORE, seed: int = 0, header: str | None = None):
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **(body_extra or {})}
+    request = chat_request_from_body(body, header)
+    return plan(ROUTE, request, request.options, snapshot, random.Random(seed), settings,
+                sort=request.sort)
+
+
+def order(decision) -> list[str]:
+    return [c.deployment.provider.name for c in decision.plan]
+
+
+@pytest.mark.parametrize(("sort", "expected"), [
+    ("throughput", ["fast", "snappy", "cheap"]),
+    ("latency", ["snappy", "fast", "cheap"]),
+    ("price", ["cheap", "snappy", "fast"]),
+])
+def test_each_policy_picks_what_it_must(sort: str, expected: list[str]) -> None:
+    decision = decide({"provider": {"sort": sort}})
+    assert order(decision) == expected and decision.policy == sort and decision.why == "policy"
+
+
+def test_balanced_trades_cost_against_value_of_time() -> None:
+    # 200 output tokens: fast 0.7 s / $0.0008, snappy 2.05 s / $0.0004, cheap 7.7 s / $0.00004
+    assert order(decide({"provider": {"value_of_time": 0}}))[0] == "cheap"
+    assert order(decide({"provider": {"value_of_time": 0.05}}))[0] == "cheap"
+    assert order(decide({"provider": {"value_of_time": 1.0}}))[0] == "snappy"
+    assert order(decide({"provider": {"value_of_time": 100.0}}))[0] == "fast"
+    decision = decide()  # the model's default: balanced at $10/h
+    costs = {c.deployment.provider.name: c.score for c in decision.plan}
+    assert costs["snappy"] == pytest.approx(0.0004 + 10 / 3600 * 2.05, rel=1e-3)
+
+
+def test_model_suffixes() -> None:
+    assert order(decide(model="m:nitro"))[0] == "fast"
+    assert order(decide(model="m:floor"))[0] == "cheap"
+
+
+def test_hard_constraints_exclude_and_fail_clearly() -> None:
+    decision = decide({"provider": {"sort": "price", "require": {"min_throughput": 50}}})
+    assert order(decision) == ["snappy", "fast"]
+    decision = decide({"provider": {"max_price": {"completion": 3.0}}})
+    assert "fast" not in order(decision)
+    with pytest.raises(NoDeploymentAvailable, match="routing constraints"):
+        decide({"provider": {"require": {"max_latency": 0.01}}})
+
+
+def test_soft_preferences_deprioritise_without_excluding() -> None:
+    decision = decide({"provider": {"sort": "price", "preferred_min_throughput": 50}})
+    assert order(decision) == ["snappy", "fast", "cheap"]
+    decision = decide({"provider": {"sort": "throughput",
+                                    "preferred_max_latency": {"p90": 0.5}}})
+    assert order(decision) == ["snappy", "fast", "cheap"]
+
+
+def test_only_ignore_order_and_no_fallbacks() -> None:
+    assert order(decide({"provider": {"only": ["cheap", "fast"], "sort": "price"}})) == [
+        "cheap", "fast"]
+    assert "fast" not in order(decide({"provider": {"ignore": ["fast/m"]}}))
+    decision = decide({"provider": {"order": ["snappy"], "allow_fallbacks": False}})
+    assert order(decision) == ["snappy"] and decision.why == "order"
+    assert order(decide({"provider": {"order": ["cheap", "snappy"]}}))[:2] == ["cheap", "snappy"]
+
+
+def test_options_from_header_and_bad_options() -> None:
+    assert order(decide(header='{"sort": "latency"}'))[0] == "snappy"
+    # The body wins over the header, field by field.
+    assert order(decide({"provider": {"sort": "price"}}, header='{"sort": "latency"}'))[0] == "cheap"
+    with pytest.raises(InvalidRequest, match=r"provider\.sort"):
+        decide({"provider": {"sort": "fastest"}})
+    with pytest.raises(InvalidRequest, match=r"provider\.colour: unknown field"):
+        decide({"provider": {"colour": "red"}})
+    with pytest.raises(InvalidRequest, match="x-tokenlane-provider"):
+        decide(header="{nope")
+
+
+def test_live_trickle_demotes_before_streams_finish() -> None:
+    estimates = dict(SNAPSHOT.estimates)
+    estimates["fast/m"] = estimate("fast", 0.5, 1000, live_decode_tps=2.0, in_flight=3)
+    decision = decide({"provider": {"sort": "throughput"}}, snapshot=Snapshot(0.0, estimates))
+    assert order(decision)[0] == "snappy"
+
+
+def test_ttft_grows_with_prompt_length() -> None:
+    estimates = dict(SNAPSHOT.estimates)
+    # snappy is quick on short prompts but adds 0.5 s per 1k prompt tokens.
+    estimates["snappy/m"] = estimate("snappy", 0.05, 100, ttft_per_1k_prompt_s=0.5)
+    snap = Snapshot(0.0, estimates)
+    short = decide({"provider": {"sort": "latency"}}, snapshot=snap)
+    long_prompt = {"provider": {"sort": "latency"},
+                   "messages": [{"role": "user", "content": "x" * 16000}]}
+    assert order(short)[0] == "snappy"
+    assert order(decide(long_prompt, snapshot=snap))[0] == "fast"
+
+
+def test_unmeasured_deployments_are_tried_once_then_explored_within_a_share() -> None:
+    estimates = dict(SNAPSHOT.estimates)
+    estimates.pop("cheap/m")
+    decision = decide({"provider": {"sort": "throughput"}}, snapshot=Snapshot(0.0, estimates))
+    assert order(decision)[0] == "cheap" and decision.why == "cold"
+    estimates["cheap/m"] = estimate("cheap", 1.0, 30, stale=True)
+    snap = Snapshot(0.0, estimates)
+    settings = PlannerSettings(exploration_share=0.1)
+    firsts = [order(decide({"provider": {"sort": "throughput"}}, snapshot=snap,
+                           settings=settings, seed=i))[0] for i in range(1000)]
+    assert 50 <= firsts.count("cheap") <= 150  # ~10%, the bounded share
+    assert firsts.count("fast") == 1000 - firsts.count("cheap")
+
+
+def test_decision_header_is_compact_and_parseable() -> None:
+    header = decide({"provider": {"sort": "throughput"}}).header()
+    fields = dict(part.split("=", 1) for part in header.split("; "))
+    assert fields["policy"] == "throughput" and fields["chosen"] == "fast/m"
+    first = fields["candidates"].split(",")[0].split(" ")
+    assert first[0] == "fast/m" and first[2] == "tps=1000"

@@ -1,0 +1,91 @@
+"""Stats: decayed estimates with a clock the test controls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from tokenlane.clock import ManualClock
+from tokenlane.stats.decay import DecayedMean, DecayedQuantiles, DecayedRegression
+from tokenlane.stats.observation import Observation
+from tokenlane.stats.store import StatsSettings, StatsStore
+
+
+def ok(d: str, at: float, ttft: float = 0.2, tps: float = 100.0, prompt: int = 100,
+       out: int = 50, cost: float = 0.0001, outcome: str = "ok") -> Observation:
+    return Observation(d, at, outcome, prompt, out, ttft, tps, ttft + out / tps, cost)
+
+
+def test_decayed_mean_halves_old_weight() -> None:
+    m = DecayedMean(half_life=10)
+    m.add(0.0, at=0)
+    m.add(1.0, at=10)  # the first sample now weighs 1/2
+    assert m.value() == pytest.approx(1 / 1.5)
+    assert m.weight(now=20) == pytest.approx(0.75)
+
+
+def test_decayed_quantiles_follow_recent_samples() -> None:
+    q = DecayedQuantiles(half_life=10)
+    for i in range(5):
+        q.add(100.0, at=i)
+    for i in range(3):
+        q.add(10.0, at=100 + i)  # five old samples at ~2^-10 weight each
+    assert q.quantiles((0.5,), now=103) == (10.0,)
+
+
+def test_regression_learns_ttft_growth() -> None:
+    r = DecayedRegression(half_life=1e9)
+    for prompt in (100, 1000, 2000, 4000):
+        r.add(prompt, 0.1 + 0.2 * prompt / 1000, at=0)
+    assert r.slope(min_spread=50) * 1000 == pytest.approx(0.2)
+    flat = DecayedRegression(half_life=1e9)
+    flat.add(100, 0.5, at=0)
+    flat.add(101, 0.9, at=0)
+    assert flat.slope(min_spread=50) == 0.0  # no spread, no claim
+
+
+def test_store_estimates_counts_ages_and_staleness() -> None:
+    clock = ManualClock(start=0)
+    store = StatsStore(clock, StatsSettings(half_life_s=60, stale_after_s=100))
+    for i in range(10):
+        store.observe(ok("a", at=i, ttft=0.1 * (i + 1), tps=200, cost=0.001, out=100))
+    store.observe(ok("a", at=10, outcome="5xx", out=0))
+    store.observe(ok("a", at=10, outcome="429", out=0))
+    clock.advance(10)
+    e = store.snapshot(["a", "b"]).estimates
+    assert e["a"].samples == 12 and e["a"].age_s == pytest.approx(0)
+    assert 0.5 <= e["a"].ttft_p50_s <= 0.6 and e["a"].ttft_p90_s == pytest.approx(0.9)
+    assert e["a"].decode_tps_p50 == 200
+    assert e["a"].error_rate == pytest.approx(2 / 12, rel=0.1)
+    assert e["a"].rate_limit_rate == pytest.approx(1 / 12, rel=0.1)
+    assert e["a"].usd_per_m_output == pytest.approx(10.0)  # $0.001 per 100 tokens
+    assert not e["a"].stale and e["b"].stale and e["b"].samples == 0
+    clock.advance(150)
+    assert store.snapshot(["a"]).estimates["a"].stale
+
+
+@dataclass(eq=False)
+class Live:
+    sent_at: float
+    first_at: float | None
+    chunks: int
+
+
+def test_streams_in_flight_show_a_trickle_before_they_finish() -> None:
+    clock = ManualClock(start=5)
+    store = StatsStore(clock)
+    for i in range(5):
+        store.observe(ok("a", at=i, tps=1000))
+    trickle = Live(sent_at=5, first_at=6, chunks=5)
+    waiting = Live(sent_at=5, first_at=None, chunks=0)
+    store.track("a", trickle)
+    store.track("a", waiting)
+    clock.advance(10)  # now = 15: 4 tokens after the first in 9 s
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.in_flight == 2
+    assert e.live_decode_tps == pytest.approx(4 / 9)
+    assert e.live_wait_s == pytest.approx(10)
+    store.untrack("a", trickle)
+    store.untrack("a", waiting)
+    assert store.snapshot(["a"]).estimates["a"].live_decode_tps is None

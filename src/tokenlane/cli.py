@@ -112,7 +112,8 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings, source=source)
     gateway = uvicorn.Server(uvicorn.Config(
         app, host=server_settings.host, port=server_settings.port, http="httptools",
-        log_level=args.log_level, access_log=False, timeout_graceful_shutdown=30,
+        log_level=args.log_level, access_log=False,
+        timeout_graceful_shutdown=server_settings.drain_timeout_s,
     ))
     sim_server = _sim_server(settings, args.log_level)
     _banner(settings, source)

@@ -20,12 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .presets import PRESETS
 from .sim import SimSettings
-from .types import Catalog, Deployment, ModelRoute, Price, Provider
+from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
 
 __all__ = [
     "AuthSettings",
     "ConfigError",
+    "CircuitConfig",
     "DeploymentSettings",
+    "FailoverSettings",
     "ModelSettings",
     "ProviderSettings",
     "RoutingSettings",
@@ -59,6 +61,8 @@ class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # On SIGTERM: stop accepting, let streams in flight finish for up to this long.
+    drain_timeout_s: float = Field(30.0, ge=0)
     auth: AuthSettings = AuthSettings()
 
 
@@ -98,12 +102,36 @@ class DeploymentSettings(_Strict):
     weight: float = Field(1.0, gt=0, description="share for the static `weighted` policy")
 
 
+class FailoverSettings(_Strict):
+    """Retries, fallbacks, deadlines, hedging. In `routing.failover` for every model; a
+    model's own `failover` overrides only the keys it sets."""
+
+    max_attempts: int = Field(4, ge=1, le=20)
+    retry_same: int = Field(0, ge=0, le=5, description="extra tries on one deployment")
+    deadline_s: float = Field(300.0, gt=0)
+    ttft_timeout_s: float = Field(30.0, gt=0)
+    stall_timeout_s: float = Field(30.0, gt=0)
+    connect_timeout_s: float | None = Field(None, gt=0)
+    hedge: bool = False
+    hedge_delay_s: float = Field(1.0, ge=0)
+
+
+class CircuitConfig(_Strict):
+    consecutive_failures: int = Field(5, ge=1)
+    error_rate: float = Field(0.5, gt=0, le=1)
+    min_requests: int = Field(10, ge=1)
+    window_s: float = Field(60.0, gt=0)
+    open_s: float = Field(30.0, gt=0)
+    max_open_s: float = Field(300.0, gt=0)
+
+
 class ModelSettings(_Strict):
     deployments: list[DeploymentSettings] = Field(min_length=1)
     # Unset fields take the `routing:` section's defaults.
     policy: PolicyName | None = None
     value_of_time: float | None = Field(None, ge=0, description="USD per hour of waiting")
     expected_output_tokens: int | None = Field(None, gt=0)
+    failover: FailoverSettings | None = None
 
 
 class RoutingSettings(_Strict):
@@ -115,6 +143,9 @@ class RoutingSettings(_Strict):
     exploration_share: float = Field(0.05, ge=0, le=1)
     half_life_s: float = Field(300.0, gt=0, description="old samples fade at this pace")
     stale_after_s: float = Field(600.0, gt=0, description="unused this long = stale")
+    failover: FailoverSettings = FailoverSettings()
+    circuit: CircuitConfig = CircuitConfig()
+    hedge_budget: float = Field(0.1, ge=0, le=1, description="max share of requests hedged")
 
 
 class Settings(_Strict):
@@ -164,8 +195,16 @@ class Settings(_Strict):
                 policy=model.policy or r.policy,
                 value_of_time=r.value_of_time if model.value_of_time is None else model.value_of_time,
                 expected_output_tokens=model.expected_output_tokens or r.expected_output_tokens,
+                failover=_failover(r.failover, model.failover),
             )
         return Catalog(models=models, providers=providers)
+
+
+def _failover(default: FailoverSettings, model: FailoverSettings | None) -> Failover:
+    merged = default.model_dump()
+    if model is not None:
+        merged.update(model.model_dump(exclude_unset=True))
+    return Failover(**merged)
 
 
 def _resolve_provider(

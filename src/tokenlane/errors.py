@@ -6,7 +6,9 @@
     ├── ModelNotFound              404 invalid_request_error / model_not_found
     ├── BodyTooLarge               413 invalid_request_error / request_too_large
     ├── UpstreamRejected           the upstream's own 4xx, passed back unchanged
-    └── NoDeploymentAvailable      503 service_unavailable (carries every attempt)
+    ├── StreamBroken               502, sent as a final SSE error event mid-stream
+    └── NoDeploymentAvailable      503 service_unavailable, or 429 when every deployment
+                                   rate-limited (carries every attempt)
 
 The server turns any of these into `{"error": {"message", "type", "param", "code"}}` with the
 status; the library raises them as they are. Messages never contain upstream keys or tracebacks.
@@ -116,12 +118,22 @@ class NoDeploymentAvailable(TokenlaneError):
     type = "service_unavailable"
     code = "no_deployment_available"
 
-    def __init__(self, message: str, attempts: tuple[Attempt, ...] = (), retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        attempts: tuple[Attempt, ...] = (),
+        retry_after: float | None = None,
+        *,
+        rate_limited: bool = False,
+    ):
         if attempts:
             message = f"{message}: " + "; ".join(a.describe() for a in attempts)
         super().__init__(message)
         self.attempts = attempts
         self.retry_after = retry_after
+        if rate_limited:
+            # As OpenAI answers a rate-limited request.
+            self.status, self.type, self.code = 429, "requests", "rate_limit_exceeded"
 
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .routing.circuit import CircuitBoard
 from .stats.observation import Observation
 from .stats.snapshot import Snapshot
 
@@ -42,7 +43,15 @@ class Metrics:
         self.overhead = Histogram("tokenlane_gateway_overhead_seconds",
                                   "Gateway time from request received to upstream request sent",
                                   buckets=_OVERHEAD_BUCKETS, registry=r)
+        self.hedges = Counter("tokenlane_hedges", "Hedged attempts started / won by the hedge",
+                              ["event"], registry=r)
         r.register(_EstimateCollector(snapshot))
+
+    def on_hedge(self, event: str) -> None:
+        self.hedges.labels(event).inc()
+
+    def watch_circuits(self, board: CircuitBoard, deployments: list[str]) -> None:
+        self.registry.register(_CircuitCollector(board, deployments))
 
     def observe(self, obs: Observation) -> None:
         d = obs.deployment
@@ -60,6 +69,25 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CircuitCollector(Collector):
+    _STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+    def __init__(self, board: CircuitBoard, deployments: list[str]) -> None:
+        self._board = board
+        self._deployments = deployments
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily("tokenlane_circuit_state",
+                                  "Circuit breaker: 0 closed, 1 half-open, 2 open",
+                                  labels=["deployment"])
+        for d in self._deployments:
+            gauge.add_metric([d], self._STATES[self._board.state(d)])
+        yield gauge
 
 
 class _EstimateCollector(Collector):

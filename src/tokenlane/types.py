@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Catalog", "Deployment", "ModelRoute", "Price", "Provider"]
+__all__ = ["Catalog", "Deployment", "Failover", "ModelRoute", "Price", "Provider"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,21 @@ class Deployment:
 
 
 @dataclass(frozen=True, slots=True)
+class Failover:
+    """Retries, fallbacks, deadlines and hedging for one request (model defaults, per-request
+    overrides)."""
+
+    max_attempts: int = 4
+    retry_same: int = 0  # extra tries on the same deployment before falling back
+    deadline_s: float = 300.0  # overall
+    ttft_timeout_s: float = 30.0  # no first token by then: abandon, next deployment
+    stall_timeout_s: float = 30.0  # gap between tokens once streaming
+    connect_timeout_s: float | None = None  # None: the provider's
+    hedge: bool = False
+    hedge_delay_s: float = 1.0  # hedge after max(this, the primary's p90 TTFT)
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRoute:
     """A public model name and the deployments that can serve it."""
 
@@ -52,6 +67,7 @@ class ModelRoute:
     policy: str = "balanced"
     value_of_time: float = 10.0  # USD per hour of waiting, for `balanced`
     expected_output_tokens: int = 256  # when the request sets no max_tokens
+    failover: Failover = Failover()
 
 
 @dataclass(frozen=True, slots=True)

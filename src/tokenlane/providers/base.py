@@ -63,8 +63,12 @@ class UpstreamStream(Protocol):
 class Dialect(Protocol):
     """Talks to one provider. Built once per provider; holds its pooled HTTP client."""
 
-    async def open_stream(self, body: dict[str, Any]) -> UpstreamStream:
-        """Send a streaming request; return once response headers arrived with a 2xx."""
+    async def open_stream(
+        self, body: dict[str, Any], connect_timeout: float | None = None
+    ) -> UpstreamStream:
+        """Send a streaming request; return once response headers arrived with a 2xx.
+
+        `connect_timeout` overrides the provider's for this request."""
         ...
 
     async def aclose(self) -> None: ...

@@ -32,12 +32,19 @@ class OpenAIDialect:
         self.provider = provider
         self._client = client or build_client(provider)
 
-    async def open_stream(self, body: dict[str, Any]) -> OpenAIStream:
+    async def open_stream(
+        self, body: dict[str, Any], connect_timeout: float | None = None
+    ) -> OpenAIStream:
+        extra = {}
+        if connect_timeout is not None:
+            extra["timeout"] = self._client.timeout.__class__(
+                connect=connect_timeout, read=None, write=30.0, pool=30.0)
         request = self._client.build_request(
             "POST",
             "/chat/completions",
             content=orjson.dumps(body),
             headers={"content-type": "application/json", "accept": "text/event-stream"},
+            **extra,
         )
         try:
             response = await self._client.send(request, stream=True)

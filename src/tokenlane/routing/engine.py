@@ -1,36 +1,55 @@
 """The engine: plan a request, walk the plan until one deployment starts producing, measure.
 
 Both the HTTP server and the in-process library are thin layers over `Engine`: they parse and
-present; planning, attempts and measurement live here.
+present; planning, attempts, failure handling and measurement live here.
+
+Before the first token reaches the client a failure is only a reason to try again: the next
+deployment in the plan (or the same one, `retry_same`), within `max_attempts` and the overall
+deadline, skipping open circuits, optionally hedged. After the first token there is no
+switching: see `ChatStream`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from ..assemble import CompletionAssembler
 from ..clock import Clock, MonotonicClock
 from ..errors import Attempt, ModelNotFound, NoDeploymentAvailable, UpstreamRejected
 from ..providers import build_dialect
-from ..providers.base import Dialect, UpstreamBadResponse, UpstreamError, UpstreamHTTPError
+from ..providers.base import (
+    Dialect,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamTimeout,
+)
 from ..request import ChatRequest
 from ..stats.observation import Observation
 from ..stats.store import StatsSettings, StatsStore
-from ..types import Catalog, Deployment, ModelRoute
+from ..types import Catalog, Deployment, Failover, ModelRoute
+from .attempts import AttemptFailed, PlanWalk
+from .circuit import CircuitBoard
 from .decision import Decision
+from .hedge import HedgeBudget
 from .planner import PlannerSettings, plan
+from .policies import Candidate
 from .stream import AttemptMeter, ChatStream
 
 __all__ = ["Completion", "Engine"]
 
 log = logging.getLogger("tokenlane.engine")
 
-# Upstream statuses that say "this request is wrong", not "this provider is unwell": retrying
-# elsewhere would fail the same way, so the client gets them unchanged.
-_CLIENT_FAULTS = frozenset({400, 401, 403, 404, 413, 422})
+# Upstream 4xx that are worth another try elsewhere; every other 4xx says the request itself is
+# wrong, would fail the same way anywhere, and goes back to the client unchanged.
+_RETRYABLE_4XX = frozenset({408, 409, 429})
 
 
 class Completion:
@@ -54,9 +73,12 @@ class Engine:
         dialects: dict[str, Dialect] | None = None,
         stats: StatsStore | None = None,
         planner: PlannerSettings | None = None,
+        circuits: CircuitBoard | None = None,
+        hedge_budget: HedgeBudget | None = None,
         rng: random.Random | None = None,
         on_observation: Callable[[Observation], None] | None = None,
         on_overhead: Callable[[float], None] | None = None,
+        on_hedge: Callable[[str], None] | None = None,
     ) -> None:
         self.catalog = catalog
         self.clock = clock or MonotonicClock()
@@ -65,9 +87,14 @@ class Engine:
         }
         self.stats = stats or StatsStore(self.clock, StatsSettings())
         self.planner = planner or PlannerSettings()
+        self.circuits = circuits or CircuitBoard(self.clock)
+        self.hedges = hedge_budget or HedgeBudget(0.1)
         self.rng = rng or random.Random()
         self._on_observation = on_observation
         self._on_overhead = on_overhead
+        self._on_hedge = on_hedge or (lambda event: None)
+
+    # -- planning ---------------------------------------------------------------------------
 
     def route(self, model: str) -> ModelRoute:
         route = self.catalog.models.get(model)
@@ -84,17 +111,43 @@ class Engine:
             log.debug("route %s: %s", request.model, decision.header())
         return decision
 
+    # -- running ----------------------------------------------------------------------------
+
     async def open(self, request: ChatRequest) -> ChatStream:
-        """Start the request on the first deployment in the plan that produces a token."""
+        """Start the request: the returned stream has its first token in hand."""
         decision = self.plan(request)
         if request.received_at is not None and self._on_overhead is not None:
             self._on_overhead(self.clock.now() - request.received_at)
+        failover = request.options.failover(self.route(request.model).failover)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + failover.deadline_s
+        walk = PlanWalk(decision.plan, failover.retry_same, self.circuits)
         attempts: list[Attempt] = []
-        for candidate in decision.plan:
-            stream = await self._try(request, candidate.deployment, decision, attempts)
-            if stream is not None:
-                return stream
-        raise NoDeploymentAvailable(f"All deployments of {request.model} failed", tuple(attempts))
+        self.hedges.on_request()
+
+        def wait(state: RetryCallState) -> float:
+            # Only a retry on the same deployment waits (its Retry-After, or a short backoff);
+            # falling back to another deployment goes at once.
+            exc = state.outcome.exception() if state.outcome else None
+            if not walk.next_is_same() or not isinstance(exc, AttemptFailed):
+                return 0.0
+            backoff = exc.retry_after if exc.retry_after is not None else 0.1 * state.attempt_number
+            return max(0.0, min(backoff, deadline - loop.time()))
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(failover.max_attempts),
+            retry=retry_if_exception_type(AttemptFailed),
+            wait=wait,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(request, decision, walk, failover, deadline,
+                                               attempts)
+        except (AttemptFailed, _PlanExhausted):
+            pass
+        raise self._all_failed(request.model, attempts, walk)
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Run a request to the end and assemble the non-streaming chat.completion."""
@@ -113,52 +166,153 @@ class Engine:
                              "total_tokens": meter.prompt_tokens + meter.output_tokens}
         return Completion(body, stream)
 
-    def finish_attempt(self, meter: AttemptMeter, outcome: str, status: int | None) -> Observation:
-        """Close the books on one attempt: stats, then whoever listens (metrics)."""
-        self.stats.untrack(meter.deployment.id, meter)
-        observation = meter.observe(outcome, status)
-        self.stats.observe(observation)
-        if self._on_observation is not None:
-            self._on_observation(observation)
-        return observation
+    async def _attempt(
+        self,
+        request: ChatRequest,
+        decision: Decision,
+        walk: PlanWalk,
+        failover: Failover,
+        deadline: float,
+        attempts: list[Attempt],
+    ) -> ChatStream:
+        if asyncio.get_running_loop().time() >= deadline:
+            raise _PlanExhausted("deadline passed")
+        primary = walk.next()
+        if primary is None:
+            raise _PlanExhausted("plan exhausted")
+        if not failover.hedge:
+            return await self._try(request, primary, decision, failover, deadline, attempts)
+        return await self._hedged(request, primary, decision, walk, failover, deadline, attempts)
+
+    async def _hedged(
+        self,
+        request: ChatRequest,
+        primary: Candidate,
+        decision: Decision,
+        walk: PlanWalk,
+        failover: Failover,
+        deadline: float,
+        attempts: list[Attempt],
+    ) -> ChatStream:
+        """Race a second deployment if the first is slow to produce its first token."""
+        loop = asyncio.get_running_loop()
+        p90 = primary.estimate.ttft_p90_s if primary.estimate else None
+        delay = max(failover.hedge_delay_s, p90 or 0.0)
+        first = asyncio.ensure_future(
+            self._try(request, primary, decision, failover, deadline, attempts))
+        tasks = {first}
+        try:
+            await asyncio.wait(tasks, timeout=max(0.0, min(delay, deadline - loop.time())))
+            if first.done() or not self.hedges.try_spend():
+                return await first
+            backup = walk.next()
+            if backup is None:
+                return await first
+            self._on_hedge("started")
+            second = asyncio.ensure_future(
+                self._try(request, backup, decision, failover, deadline, attempts))
+            tasks.add(second)
+            failure: BaseException | None = None
+            while tasks:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None:
+                        if task is second:
+                            self._on_hedge("won")
+                        return task.result()
+                    failure = task.exception()
+            assert failure is not None
+            raise failure
+        finally:
+            await _cancel_losers(tasks)
 
     async def _try(
         self,
         request: ChatRequest,
-        deployment: Deployment,
+        candidate: Candidate,
         decision: Decision,
+        failover: Failover,
+        deadline: float,
         attempts: list[Attempt],
-    ) -> ChatStream | None:
+    ) -> ChatStream:
+        """One attempt up to its first token. Raises AttemptFailed (retryable) or
+        UpstreamRejected (the request's own fault)."""
+        deployment = candidate.deployment
         dialect = self.dialects[deployment.provider.name]
         meter = AttemptMeter(deployment, self.clock, request.prompt_tokens, request.model)
         self.stats.track(deployment.id, meter)
+        loop = asyncio.get_running_loop()
+        ttft_budget = min(failover.ttft_timeout_s, deadline - loop.time())
         upstream = None
         try:
-            upstream = await dialect.open_stream(upstream_body(request, deployment))
-            chunks = aiter(upstream)
-            head: list[dict[str, Any]] = []
-            # Hold back what precedes the first token (role-only chunks): until a token
-            # arrives nothing has reached the client and another deployment can still serve.
-            async for chunk in chunks:
-                head.append(chunk)
-                if meter.see(chunk) or meter.finish_reason:
-                    return ChatStream(request, deployment, upstream, chunks, head, meter,
-                                      self.finish_attempt, decision)
-            raise UpstreamBadResponse("stream ended before any output")
+            try:
+                async with asyncio.timeout(ttft_budget):
+                    upstream = await dialect.open_stream(
+                        upstream_body(request, deployment), failover.connect_timeout_s)
+                    chunks = aiter(upstream)
+                    head: list[dict[str, Any]] = []
+                    # Hold back what precedes the first token (role-only chunks): until a
+                    # token arrives nothing has reached the client and another deployment can
+                    # still serve.
+                    async for chunk in chunks:
+                        head.append(chunk)
+                        if meter.see(chunk) or meter.finish_reason:
+                            return ChatStream(
+                                request, deployment, upstream, chunks, head, meter,
+                                self.finish_attempt, decision,
+                                stall_timeout=failover.stall_timeout_s, deadline=deadline)
+                    raise UpstreamBadResponse("stream ended before any output")
+            except TimeoutError:
+                raise UpstreamTimeout(f"no first token within {ttft_budget:.2f}s") from None
         except UpstreamError as exc:
             if upstream is not None:
                 await upstream.aclose()
-            self.finish_attempt(meter, exc.outcome, exc.status)
-            if isinstance(exc, UpstreamHTTPError) and exc.status in _CLIENT_FAULTS:
+            self.finish_attempt(meter, exc.outcome, exc.status, exc.retry_after)
+            if isinstance(exc, UpstreamHTTPError) and exc.status < 500 and \
+                    exc.status not in _RETRYABLE_4XX:
                 raise UpstreamRejected(exc.status, exc.body, deployment.id) from exc
-            attempts.append(Attempt(deployment.id, exc.outcome, exc.status, str(exc)))
-            log.info("attempt on %s failed: %s", deployment.id, exc)
-            return None
+            attempt = Attempt(deployment.id, exc.outcome, exc.status, str(exc))
+            attempts.append(attempt)
+            log.info("attempt failed: %s", attempt.describe())
+            raise AttemptFailed(attempt, exc.retry_after) from exc
         except BaseException:
             if upstream is not None:
                 await upstream.aclose()
             self.finish_attempt(meter, "cancelled", None)
             raise
+
+    def finish_attempt(
+        self, meter: AttemptMeter, outcome: str, status: int | None,
+        retry_after: float | None = None,
+    ) -> Observation:
+        """Close the books on one attempt: stats, circuit, then whoever listens (metrics)."""
+        deployment = meter.deployment.id
+        self.stats.untrack(deployment, meter)
+        observation = meter.observe(outcome, status)
+        self.stats.observe(observation)
+        self.circuits.record(deployment, outcome, retry_after)
+        if self._on_observation is not None:
+            self._on_observation(observation)
+        return observation
+
+    def _all_failed(
+        self, model: str, attempts: list[Attempt], walk: PlanWalk
+    ) -> NoDeploymentAvailable:
+        skipped = [Attempt(d, "circuit_open", None, "skipped") for d in walk.skipped]
+        waits = [w for a in attempts + skipped if (w := self.circuits.retry_in(a.deployment)) > 0]
+        retry_after = min(waits) if waits else None
+        if attempts and all(a.outcome == "429" for a in attempts):
+            # Every provider is rate limiting: a 429 tells the client to back off.
+            return NoDeploymentAvailable(f"All deployments of {model} are rate limited",
+                                         tuple(attempts + skipped), retry_after, rate_limited=True)
+        if not attempts:
+            return NoDeploymentAvailable(
+                f"No deployment of {model} is available (circuits open)", tuple(skipped),
+                retry_after)
+        return NoDeploymentAvailable(f"All deployments of {model} failed",
+                                     tuple(attempts + skipped), retry_after)
+
+    # -- reporting --------------------------------------------------------------------------
 
     def stats_report(self) -> dict[str, Any]:
         """Live estimates per model and deployment (what `/v1/router/stats` serves)."""
@@ -168,16 +322,34 @@ class Engine:
         for name, route in self.catalog.models.items():
             deployments = []
             for d in route.deployments:
-                estimate = snapshot.estimates[d.id].to_dict()
-                estimate.update(provider=d.provider.name, upstream_model=d.upstream_model,
-                                price_input=d.price.input, price_output=d.price.output)
-                deployments.append(estimate)
+                estimate = replace(snapshot.estimates[d.id], circuit=self.circuits.state(d.id))
+                row = estimate.to_dict()
+                row.update(provider=d.provider.name, upstream_model=d.upstream_model,
+                           price_input=d.price.input, price_output=d.price.output)
+                deployments.append(row)
             models[name] = {"policy": route.policy, "deployments": deployments}
         return {"object": "router.stats", "at": snapshot.at, "models": models}
 
     async def aclose(self) -> None:
         for dialect in self.dialects.values():
             await dialect.aclose()
+
+
+class _PlanExhausted(Exception):
+    """No deployment left to try (or no time left): stop retrying."""
+
+
+async def _cancel_losers(tasks: set[asyncio.Future[ChatStream]]) -> None:
+    """Cancel attempts still racing; a loser that already got its first token is closed (its
+    spend is recorded as a cancelled attempt)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        try:
+            stream = await task
+        except BaseException:  # noqa: BLE001 - cancelled or failed: already recorded
+            continue
+        await stream.aclose()
 
 
 def upstream_body(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:

@@ -7,12 +7,14 @@ present: most requests pay nothing. Unknown names and bad values are a 400 namin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidRequest
+from ..types import Failover
 
 __all__ = ["NO_OPTIONS", "Percentiles", "RoutingOptions", "parse_options", "split_model_suffix"]
 
@@ -64,9 +66,24 @@ class RoutingOptions(_Strict):
     # Our additions.
     require: Require | None = None
     value_of_time: float | None = Field(None, ge=0, description="USD per hour of waiting")
+    # Failure handling for this request (overrides the model's `failover`).
+    max_attempts: int | None = Field(None, ge=1, le=20)
+    deadline_s: float | None = Field(None, gt=0)
+    ttft_timeout_s: float | None = Field(None, gt=0)
+    stall_timeout_s: float | None = Field(None, gt=0)
+    connect_timeout_s: float | None = Field(None, gt=0)
+    hedge: bool | None = None
+    hedge_delay_s: float | None = Field(None, ge=0)
+
+    def failover(self, default: Failover) -> Failover:
+        """The model's failover settings with this request's overrides applied."""
+        overrides = {k: getattr(self, k) for k in _FAILOVER_FIELDS if getattr(self, k) is not None}
+        return replace(default, **overrides) if overrides else default
 
 
 NO_OPTIONS = RoutingOptions()
+_FAILOVER_FIELDS = ("max_attempts", "deadline_s", "ttft_timeout_s", "stall_timeout_s",
+                    "connect_timeout_s", "hedge", "hedge_delay_s")
 
 
 def parse_options(body_value: Any, header_value: str | None) -> RoutingOptions:

@@ -7,6 +7,7 @@ and the attempt is recorded as failed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from .decision import Decision
 
 __all__ = ["AttemptMeter", "ChatStream", "StreamBroken"]
+
+
+class UpstreamStalled(UpstreamError):
+    outcome = "stall"
 
 
 class StreamBroken(TokenlaneError):
@@ -123,6 +128,9 @@ class ChatStream:
         meter: AttemptMeter,
         finish: Callable[[AttemptMeter, str, int | None], Observation],
         decision: Decision | None = None,
+        *,
+        stall_timeout: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.request = request
         self.deployment = deployment
@@ -133,6 +141,8 @@ class ChatStream:
         self._chunks = chunks
         self._head = head
         self._finish_attempt = finish
+        self._stall_timeout = stall_timeout
+        self._deadline = deadline  # event-loop time
         self._id: str | None = None
         self._created: int | None = None
 
@@ -143,7 +153,14 @@ class ChatStream:
                 if out is not None:
                     yield out
             self._head = []
-            async for chunk in self._chunks:
+            while True:
+                try:
+                    async with asyncio.timeout(self._next_timeout()):
+                        chunk = await anext(self._chunks)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise UpstreamStalled(self._stall_message()) from None
                 self.meter.see(chunk)
                 out = self._present(chunk)
                 if out is not None:
@@ -159,6 +176,22 @@ class ChatStream:
         if self.request.include_usage and self.meter.usage is None:
             yield self._synthetic_usage()
         self._finish("ok")
+
+    def _next_timeout(self) -> float | None:
+        """Seconds the next chunk may take: the stall timeout, cut by the overall deadline."""
+        limit = self._stall_timeout
+        if self._deadline is not None:
+            left = self._deadline - asyncio.get_running_loop().time()
+            limit = left if limit is None else min(limit, left)
+        return None if limit is None else max(0.0, limit)
+
+    def _stall_message(self) -> str:
+        left = None
+        if self._deadline is not None:
+            left = self._deadline - asyncio.get_running_loop().time()
+        if left is not None and left <= 0.001:
+            return "request deadline passed mid-stream"
+        return f"no token for {self._stall_timeout}s (stalled)"
 
     def _present(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
         if not self.request.include_usage and "usage" in chunk:

@@ -17,7 +17,9 @@ from ..clock import Clock, MonotonicClock
 from ..config import Settings
 from ..errors import TokenlaneError, error_body
 from ..metrics import Metrics
+from ..routing.circuit import CircuitBoard, CircuitSettings
 from ..routing.engine import Engine
+from ..routing.hedge import HedgeBudget
 from ..routing.planner import PlannerSettings
 from ..stats.store import StatsSettings, StatsStore
 from ..types import Catalog
@@ -46,14 +48,19 @@ def create_app(
                                             stale_after_s=r.stale_after_s))
     deployment_ids = [d.id for m in catalog.models.values() for d in m.deployments]
     metrics = Metrics(lambda: stats.snapshot(deployment_ids))
+    circuits = CircuitBoard(clock, CircuitSettings(**r.circuit.model_dump()))
+    metrics.watch_circuits(circuits, deployment_ids)
     engine = Engine(
         catalog,
         clock=clock,
         stats=stats,
         planner=PlannerSettings(exploration_share=r.exploration_share),
+        circuits=circuits,
+        hedge_budget=HedgeBudget(r.hedge_budget),
         rng=rng or random.Random(),
         on_observation=metrics.observe,
         on_overhead=metrics.overhead.observe,
+        on_hedge=metrics.on_hedge,
     )
 
     @asynccontextmanager

@@ -41,7 +41,7 @@ from .decision import Decision
 from .hedge import HedgeBudget
 from .planner import PlannerSettings, plan
 from .policies import Candidate
-from .stream import AttemptMeter, ChatStream
+from .stream import AttemptMeter, ChatStream, StreamBroken
 
 __all__ = ["Completion", "Engine"]
 
@@ -150,14 +150,28 @@ class Engine:
         raise self._all_failed(request.model, attempts, walk)
 
     async def complete(self, request: ChatRequest) -> Completion:
-        """Run a request to the end and assemble the non-streaming chat.completion."""
-        stream = await self.open(request)
-        assembler = CompletionAssembler()
-        try:
-            async for chunk in stream:
-                assembler.add(chunk)
-        finally:
-            await stream.aclose()
+        """Run a request to the end and assemble the non-streaming chat.completion.
+
+        Nothing reaches the client before the end, so an upstream that breaks mid-answer is
+        not final: the request starts again without that deployment, within max_attempts."""
+        failover = request.options.failover(self.route(request.model).failover)
+        broken: list[str] = []
+        while True:
+            stream = await self.open(request)
+            assembler = CompletionAssembler()
+            try:
+                async for chunk in stream:
+                    assembler.add(chunk)
+                break
+            except StreamBroken:
+                broken.append(stream.deployment.id)
+                if len(broken) >= failover.max_attempts or not request.options.allow_fallbacks:
+                    raise
+                ignore = [*(request.options.ignore or ()), stream.deployment.id]
+                request = replace(request, options=request.options.model_copy(
+                    update={"ignore": ignore}))
+            finally:
+                await stream.aclose()
         body = assembler.result()
         if body.get("usage") is None:
             meter = stream.meter

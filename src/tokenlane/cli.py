@@ -144,12 +144,23 @@ def _sim_server(settings: Settings, log_level: str) -> uvicorn.Server | None:
 
 async def _serve_all(gateway: uvicorn.Server, sim: uvicorn.Server | None) -> None:
     sim_task = asyncio.create_task(sim.serve()) if sim else None
+    ready = asyncio.create_task(_announce_ready([s for s in (gateway, sim) if s]))
     try:
         await gateway.serve()
     finally:
+        ready.cancel()
         if sim and sim_task:
             sim.should_exit = True
             await sim_task
+
+
+async def _announce_ready(servers: list[uvicorn.Server]) -> None:
+    # uvicorn flips `started` once its sockets listen; scripts and tests wait for this line.
+    while not all(s.started for s in servers):
+        if any(s.should_exit for s in servers):
+            return
+        await asyncio.sleep(0.01)
+    print("tokenlane: ready", flush=True)
 
 
 @contextlib.contextmanager

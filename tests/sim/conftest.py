@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 
+import openai
 import pytest
 
 from tests.loopback import serve
 from tokenlane.clock import Clock
 from tokenlane.sim import SimProviderSpec, Simulator
 
-StartSim = Callable[..., tuple[Simulator, str]]
+from .support import SdkClient, StartSim
 
 
 @pytest.fixture
@@ -24,3 +25,20 @@ def start_sim() -> Iterator[StartSim]:
             return sim, stack.enter_context(serve(sim.app))
 
         yield start
+
+
+@pytest.fixture
+def sdk() -> Iterator[SdkClient]:
+    """`sdk(root, name="swift", api_key="sk-test") -> openai.OpenAI` for one simulated provider.
+
+    No retries, so each call is one request; clients are closed when the test ends.
+    """
+    with ExitStack() as stack:
+
+        def make(root: str, name: str = "swift", api_key: str = "sk-test") -> openai.OpenAI:
+            client = openai.OpenAI(
+                base_url=Simulator.base_url(root, name), api_key=api_key, max_retries=0
+            )
+            return stack.enter_context(client)
+
+        yield make

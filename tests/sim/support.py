@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from tokenlane.sim import SimProviderSpec
+from collections.abc import Callable
+
+import openai
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
+
+from tokenlane.sim import SimProviderSpec, Simulator
+
+# Shapes of the conftest fixtures, for annotations.
+StartSim = Callable[..., tuple[Simulator, str]]
+SdkClient = Callable[..., openai.OpenAI]
 
 
 def instant(name: str = "swift", **fields: object) -> SimProviderSpec:
@@ -10,9 +19,9 @@ def instant(name: str = "swift", **fields: object) -> SimProviderSpec:
     return SimProviderSpec(name=name, time_scale=0, **fields)  # type: ignore[arg-type]
 
 
-HELLO = [{"role": "user", "content": "Say hello."}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
 
-WEATHER_TOOL = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",

@@ -29,7 +29,9 @@ def completion(body: Any, **fields: Any) -> Completion:
 
 
 def test_timing_is_ttft_then_one_step_per_token_and_a_closing_step() -> None:
-    reply = completion({"model": "m", "messages": HELLO}, ttft_s=2, tokens_per_s=10, output_tokens=20)
+    reply = completion(
+        {"model": "m", "messages": HELLO}, ttft_s=2, tokens_per_s=10, output_tokens=20
+    )
     assert reply.delays[0] == 2
     assert reply.delays[1:] == (0.1,) * 20
     assert reply.total_delay == pytest.approx(4.0)
@@ -119,7 +121,11 @@ def test_forced_tool_call_arguments_follow_the_schema() -> None:
     body = {"model": "m", "messages": HELLO, "tools": [WEATHER_TOOL], "tool_choice": "required"}
     reply = completion(body)
     assert reply.tool_call is not None and reply.tool_call.name == "get_weather"
-    assert json.loads(reply.tool_call.arguments) == {"city": "example", "unit": "celsius", "days": 1}
+    assert json.loads(reply.tool_call.arguments) == {
+        "city": "example",
+        "unit": "celsius",
+        "days": 1,
+    }
     assert reply.finish_reason == "tool_calls"
     assert reply.completion_tokens == 1 + len(reply.pieces)
     assert "".join(reply.pieces) == reply.tool_call.arguments

@@ -13,7 +13,9 @@ from tokenlane.sim.tokens import (
 
 
 def test_prompt_tokens_are_chars_over_four_plus_three_per_message() -> None:
-    body = {"messages": [{"role": "system", "content": "x" * 10}, {"role": "user", "content": "y" * 7}]}
+    body = {
+        "messages": [{"role": "system", "content": "x" * 10}, {"role": "user", "content": "y" * 7}]
+    }
     assert estimate_prompt_tokens(body) == 5 + 2 * 3  # ceil(17 / 4) + 3 per message
 
 
@@ -51,7 +53,11 @@ def test_example_arguments_fill_required_properties_by_type() -> None:
             "i": {"type": "integer"},
             "b": {"type": "boolean"},
             "a": {"type": "array", "items": {"type": "string"}},
-            "o": {"type": "object", "properties": {"inner": {"type": "string"}}, "required": ["inner"]},
+            "o": {
+                "type": "object",
+                "properties": {"inner": {"type": "string"}},
+                "required": ["inner"],
+            },
             "e": {"type": "string", "enum": ["first", "second"]},
             "nullable": {"type": ["null", "integer"]},
             "optional": {"type": "string"},

@@ -33,7 +33,12 @@ def decode(events: list[tuple[float, bytes]]) -> list[dict[str, Any]]:
 
 
 def test_text_stream_chunks() -> None:
-    body = {"model": "m", "messages": HELLO, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": "m",
+        "messages": HELLO,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     reply = completion(body, output_tokens=5, ttft_s=1, tokens_per_s=4)
     events = list(stream_events(reply, "chatcmpl-abc", 123))
     assert events[-1] == (0.0, DONE)

@@ -8,6 +8,7 @@ when many streams interleave, and leaves the I/O layer nothing to do but sleep a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from random import Random
 from typing import Any
@@ -18,7 +19,17 @@ from .faults import FAULTS
 from .spec import SimProviderSpec
 from .tokens import estimate_prompt_tokens, example_arguments, split_arguments, text_pieces
 
-__all__ = ["Completion", "Failure", "Reply", "ToolCall", "plan_reply"]
+__all__ = [
+    "BAD_JSON",
+    "UNAUTHORIZED",
+    "Completion",
+    "Failure",
+    "Reply",
+    "ToolCall",
+    "invalid",
+    "plan_reply",
+    "unknown_provider",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +147,19 @@ def _parse_request(
 ) -> tuple[str, int | None, dict[str, Any] | None] | Failure:
     """(model, token limit, forced function) from a request, or why it is rejected."""
     if not isinstance(body, dict):
-        return _invalid("The request body must be a JSON object.")
+        return invalid("The request body must be a JSON object.")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        return _invalid("you must provide a model parameter", param="model")
+        return invalid("you must provide a model parameter", param="model")
     messages = body.get("messages")
     if not isinstance(messages, list):
-        return _invalid(
+        return invalid(
             "Missing required parameter: 'messages'.",
             param="messages",
             code="missing_required_parameter",
         )
     if not messages:
-        return _invalid(
+        return invalid(
             "Invalid 'messages': empty array. Expected an array with minimum length 1.",
             param="messages",
             code="empty_array",
@@ -177,9 +188,9 @@ def _token_limit(body: dict[str, Any]) -> int | Failure | None:
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool):
-            return _invalid(f"Invalid type for '{param}': expected an integer.", param=param)
+            return invalid(f"Invalid type for '{param}': expected an integer.", param=param)
         if value < 1:
-            return _invalid(
+            return invalid(
                 f"Invalid '{param}': integer below minimum value. "
                 f"Expected a value >= 1, but got {value} instead.",
                 param=param,
@@ -212,14 +223,34 @@ def _forced_function(body: dict[str, Any]) -> dict[str, Any] | Failure | None:
     for function in functions:
         if function["name"] == wanted:
             return function
-    return _invalid(
+    return invalid(
         f"Invalid value for 'tool_choice': no function named '{wanted}' in 'tools'.",
         param="tool_choice",
     )
 
 
-def _invalid(message: str, *, param: str | None = None, code: str | None = None) -> Failure:
+def invalid(message: str, *, param: str | None = None, code: str | None = None) -> Failure:
+    """A 400 `invalid_request_error`."""
     return Failure(400, message, "invalid_request_error", param=param, code=code)
+
+
+def unknown_provider(name: str, known: Iterable[str]) -> Failure:
+    served = ", ".join(known) or "none"
+    return Failure(
+        404,
+        f"Unknown simulated provider {name!r} (this simulator serves: {served}).",
+        "invalid_request_error",
+        code="unknown_provider",
+    )
+
+
+UNAUTHORIZED = Failure(
+    401,
+    "Incorrect API key provided. Send it as 'Authorization: Bearer <key>'.",
+    "invalid_request_error",
+    code="invalid_api_key",
+)
+BAD_JSON = invalid("We could not parse the JSON body of your request. The body must be valid JSON.")
 
 
 def _server_error() -> Failure:

@@ -1,8 +1,11 @@
-"""Running a simulator as a server of its own (`tokenlane sim --config FILE`)."""
+"""Running a simulator as a server of its own (`tokenlane sim --config FILE`), or beside the
+gateway in the same event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 
 import uvicorn
 
@@ -33,10 +36,26 @@ def _server(settings: SimSettings, clock: Clock | None, log_level: str) -> uvico
 
 
 async def serve_simulator(
-    settings: SimSettings, clock: Clock | None = None, *, log_level: str = "info"
+    settings: SimSettings,
+    clock: Clock | None = None,
+    *,
+    sockets: list[socket.socket] | None = None,
+    log_level: str = "info",
 ) -> None:
-    """Serve the simulator on `settings.host:port` inside a running event loop until stopped."""
-    await _server(settings, clock, log_level).serve()
+    """Serve the simulator in the running event loop until cancelled.
+
+    Cancelling shuts uvicorn down cleanly (connections closed, then the task ends), so the
+    gateway can run a simulator as one more task of its lifespan. `sockets`, already bound
+    and listening, replace `settings.host`/`port` (tests bind port 0 first).
+    """
+    server = _server(settings, clock, log_level)
+    serving = asyncio.ensure_future(server.serve(sockets))
+    try:
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        await serving
+        raise
 
 
 def run_simulator(settings: SimSettings, *, log_level: str = "info") -> None:

@@ -7,10 +7,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from starlette.applications import Starlette
-
 from ..clock import Clock, MonotonicClock
-from .app import build_app
+from .app import SimApp, build_app
 from .counters import CounterBoard, SimCounters
 from .provider import ProviderState
 from .spec import SimProviderSpec
@@ -37,7 +35,7 @@ class Simulator:
             self._providers[spec.name] = ProviderState(spec)
         self.clock: Clock = clock if clock is not None else MonotonicClock()
         self._board = CounterBoard(self._providers)
-        self.app: Starlette = build_app(self._providers, self._board, self.clock)
+        self.app: SimApp = build_app(self._providers, self._board, self.clock)
 
     @staticmethod
     def base_url(root: str, name: str) -> str:

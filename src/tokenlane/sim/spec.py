@@ -32,19 +32,19 @@ class SimProviderSpec(BaseModel):
     name: str = Field(pattern=_NAME_PATTERN, max_length=64)
     # Upstream model ids served; None serves any model id asked for.
     models: list[str] | None = None
-    ttft_s: float = Field(0.2, ge=0)
-    ttft_per_1k_prompt_tokens_s: float = Field(0.0, ge=0)
-    tokens_per_s: float = Field(100.0, gt=0)
+    ttft_s: float = Field(default=0.2, ge=0)
+    ttft_per_1k_prompt_tokens_s: float = Field(default=0.0, ge=0)
+    tokens_per_s: float = Field(default=100.0, gt=0)
     # Relative spread: each delay is multiplied by a uniform draw in [1 - jitter, 1 + jitter].
-    jitter: float = Field(0.0, ge=0, lt=1)
-    output_tokens: int = Field(64, ge=1)
-    error_rate: float = Field(0.0, ge=0, le=1)
-    rate_limit_rate: float = Field(0.0, ge=0, le=1)
+    jitter: float = Field(default=0.0, ge=0, lt=1)
+    output_tokens: int = Field(default=64, ge=1)
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
     # Sent as given in `Retry-After`: it is advice to the client, not a delay the sim performs,
     # so `time_scale` does not touch it.
-    retry_after_s: float = Field(1.0, ge=0)
-    api_key: str | None = Field(None, repr=False)
-    time_scale: float = Field(1.0, ge=0)
+    retry_after_s: float = Field(default=1.0, ge=0)
+    api_key: str | None = Field(default=None, repr=False)
+    time_scale: float = Field(default=1.0, ge=0)
     seed: int = 0
     fault: str | None = None
 
@@ -76,7 +76,7 @@ class SimSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
-    port: int = Field(8001, ge=0, le=65535)
+    port: int = Field(default=8001, ge=0, le=65535)
     providers: list[SimProviderSpec] = Field(min_length=1)
 
     @field_validator("providers")

@@ -1,0 +1,89 @@
+"""`POST /{provider}/v1/chat/completions`: the simulator's hot path, as a bare ASGI handler.
+
+Benchmarks drive this route at zero delay and high concurrency next to the gateway they
+measure, so it skips the framework: no Request object, and no middleware wrapping each of
+the dozens of `send` calls a stream makes. Everything it decides comes from `plan_reply`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from ..clock import Clock
+from . import wire
+from .counters import CounterBoard
+from .plan import BAD_JSON, UNAUTHORIZED, Failure, Reply, plan_reply, unknown_provider
+from .provider import ProviderState
+from .responses import DelayedJSONResponse, EventStreamResponse, read_body, send_json
+
+__all__ = ["ChatCompletions", "authorized", "send_failure"]
+
+
+class ChatCompletions:
+    """Serves one chat-completions request for the provider named in the path."""
+
+    def __init__(
+        self, providers: Mapping[str, ProviderState], board: CounterBoard, clock: Clock
+    ) -> None:
+        self._providers = providers
+        self._board = board
+        self._clock = clock
+
+    async def __call__(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self._providers.get(name)
+        if state is None:
+            await send_failure(send, unknown_provider(name, self._providers))
+            return
+        spec = state.spec  # read once: a concurrent update applies from the next request
+        self._board.request(name)
+        reply: Reply
+        if spec.api_key is not None and not authorized(scope["headers"], spec.api_key):
+            reply = UNAUTHORIZED
+        else:
+            raw = await read_body(receive)
+            if raw is None:  # gone before the request was even complete
+                self._board.finished(name, completed=False)
+                return
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                reply = BAD_JSON
+            else:
+                reply = plan_reply(spec, body, state.rng)
+        if isinstance(reply, Failure):
+            self._board.error(name, reply.status)
+            await send_failure(send, reply)
+            return
+
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())  # wall clock: `created` is a Unix timestamp on the wire
+        board = self._board
+
+        def finish(completed: bool) -> None:
+            board.finished(name, completed)
+
+        response: EventStreamResponse | DelayedJSONResponse
+        if reply.stream:
+            events = wire.stream_events(reply, completion_id, created)
+            response = EventStreamResponse(events, self._clock, finish, waits=reply.total_delay > 0)
+        else:
+            body_bytes = wire.completion_body(reply, completion_id, created)
+            response = DelayedJSONResponse(body_bytes, reply.total_delay, self._clock, finish)
+        await response(scope, receive, send)
+
+
+def authorized(headers: Iterable[tuple[bytes, bytes]], api_key: str) -> bool:
+    """Whether raw ASGI `headers` carry `Authorization: Bearer <api_key>`."""
+    given = next((value for key, value in headers if key.lower() == b"authorization"), b"")
+    # Constant-time, as a real provider's check would be.
+    return hmac.compare_digest(given, b"Bearer " + api_key.encode())
+
+
+async def send_failure(send: Send, failure: Failure) -> None:
+    await send_json(send, failure.status, wire.error_body(failure), failure.headers)

@@ -1,0 +1,118 @@
+"""The `tokenlane` command as users run it: a real process, real ports, signals."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tokenlane.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
+    """Read the process's stdout until a line contains `needle` (bounded by `timeout`)."""
+    assert proc.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} not printed within {timeout}s; got {lines!r}")
+
+
+CONFIG = """\
+server: {{host: 127.0.0.1, port: {port}, drain_timeout_s: 20, auth: {{enabled: false}}}}
+sim:
+  port: {sim_port}
+  providers:
+    - {{name: slow, ttft_s: 0, tokens_per_s: 10, output_tokens: 15}}
+providers:
+  slow: {{base_url: "http://127.0.0.1:{sim_port}/slow/v1"}}
+models:
+  m:
+    deployments:
+      - {{provider: slow, model: m, price: {{input: 1, output: 1}}}}
+"""
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    port, sim_port = free_port(), free_port()
+    path = tmp_path / "serve.yaml"
+    path.write_text(CONFIG.format(port=port, sim_port=sim_port))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenlane.cli", "serve", "--config", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        banner = wait_for_line(proc, "tokenlane: ready")
+        yield proc, f"http://127.0.0.1:{port}", "".join(banner)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_serve_runs_gateway_and_simulator_in_one_command(served) -> None:
+    proc, url, banner = served
+    assert f"tokenlane gateway on {url}" in banner and "curl" in banner
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
+                                           max_tokens=2)
+    assert reply.choices[0].message.content
+
+
+def test_sigterm_drains_streams_in_flight(served) -> None:
+    proc, url, _ = served
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as r:
+        lines = r.iter_lines()
+        assert next(lines).startswith("data: ")
+        proc.send_signal(signal.SIGTERM)
+        rest = list(lines)  # ~1.5 s of tokens still to come
+    assert [x for x in rest if x][-1] == "data: [DONE]"
+    # uvicorn re-raises the signal once drained, so the exit status is "terminated by SIGTERM".
+    assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz")
+
+
+def test_bad_config_is_one_line_and_exit_code_2(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("models: {m: {deployments: [{provider: nowhere, model: x, "
+                    "price: {input: 1, output: 1}}]}}\n")
+    assert main(["check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "models.m.deployments[0].provider" in err
+    assert str(path) in err
+
+
+def test_check_accepts_the_demo(capsys) -> None:
+    assert main(["check", "--config", str(ROOT / "config" / "demo.yaml")]) == 0
+    assert "ok (2 models, 6 deployments)" in capsys.readouterr().out

@@ -48,9 +48,9 @@ class OpenAIDialect:
         )
         try:
             response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
         except httpx.HTTPError as exc:
+            if _is_timeout(exc):
+                raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
             raise UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}") from exc
         if response.status_code >= 400:
             raise await _http_error(response)
@@ -127,6 +127,16 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _is_timeout(exc: httpx.HTTPError) -> bool:
+    """A real timeout, not another connection failure dressed as one: httpx-aiohttp maps every
+    aiohttp connection error (a reset, a refused port) to httpx.ConnectTimeout."""
+    if not isinstance(exc, httpx.TimeoutException):
+        return False
+    cause = exc.__cause__
+    from_aiohttp = cause is not None and type(cause).__module__.startswith("aiohttp")
+    return not from_aiohttp or isinstance(cause, TimeoutError)
 
 
 def _safe(exc: Exception) -> str:

@@ -113,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
     gateway = uvicorn.Server(uvicorn.Config(
         app, host=server_settings.host, port=server_settings.port, http="httptools",
         log_level=args.log_level, access_log=False,
-        timeout_graceful_shutdown=server_settings.drain_timeout_s,
+        timeout_graceful_shutdown=round(server_settings.drain_timeout_s),
     ))
     sim_server = _sim_server(settings, args.log_level)
     _banner(settings, source)

@@ -88,7 +88,8 @@ class UpstreamRejected(TokenlaneError):
     """
 
     def __init__(self, status: int, body: dict[str, Any], deployment: str):
-        err = body.get("error") if isinstance(body.get("error"), dict) else {}
+        found = body.get("error")
+        err: dict[str, Any] = found if isinstance(found, dict) else {}
         message = str(err.get("message") or f"upstream returned HTTP {status}")
         code = err.get("code")
         # OpenAI's schema has string codes; some providers send numbers.

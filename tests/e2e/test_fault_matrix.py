@@ -129,9 +129,8 @@ def test_429_retry_after_opens_the_circuit_for_that_long() -> None:
 
 def test_every_provider_rate_limited_is_a_429_with_retry_after() -> None:
     specs = [provider(n, rate_limit_rate=1.0, retry_after_s=12) for n in ("a", "b")]
-    with stack(specs, {"m": ["a", "b"]}) as s:
-        with pytest.raises(openai.RateLimitError) as err:
-            ask(s)
+    with stack(specs, {"m": ["a", "b"]}) as s, pytest.raises(openai.RateLimitError) as err:
+        ask(s)
     assert err.value.response.headers["retry-after"] == "12"
     assert "a/a-m: 429 HTTP 429" in err.value.message
 

@@ -4,7 +4,6 @@ free, so estimates can be compared with the simulator's truth."""
 
 from __future__ import annotations
 
-
 import httpx
 import openai
 import pytest

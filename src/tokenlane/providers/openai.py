@@ -35,16 +35,15 @@ class OpenAIDialect:
     async def open_stream(
         self, body: dict[str, Any], connect_timeout: float | None = None
     ) -> OpenAIStream:
-        extra = {}
+        timeout: httpx.Timeout | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
         if connect_timeout is not None:
-            extra["timeout"] = self._client.timeout.__class__(
-                connect=connect_timeout, read=None, write=30.0, pool=30.0)
+            timeout = httpx.Timeout(connect=connect_timeout, read=None, write=30.0, pool=30.0)
         request = self._client.build_request(
             "POST",
             "/chat/completions",
             content=orjson.dumps(body),
             headers={"content-type": "application/json", "accept": "text/event-stream"},
-            **extra,
+            timeout=timeout,
         )
         try:
             response = await self._client.send(request, stream=True)

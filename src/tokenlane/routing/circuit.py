@@ -32,7 +32,7 @@ class CircuitSettings:
 
 
 class _Circuit:
-    __slots__ = ("state", "until", "streak", "recent", "trial", "open_for")
+    __slots__ = ("open_for", "recent", "state", "streak", "trial", "until")
 
     def __init__(self) -> None:
         self.state = "closed"

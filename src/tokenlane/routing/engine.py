@@ -55,7 +55,7 @@ _RETRYABLE_4XX = frozenset({408, 409, 429})
 class Completion:
     """A finished non-streaming result: the chat.completion body and how it was obtained."""
 
-    __slots__ = ("body", "deployment", "decision", "observation")
+    __slots__ = ("body", "decision", "deployment", "observation")
 
     def __init__(self, body: dict[str, Any], stream: ChatStream) -> None:
         self.body = body
@@ -212,7 +212,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         p90 = primary.estimate.ttft_p90_s if primary.estimate else None
         delay = max(failover.hedge_delay_s, p90 or 0.0)
-        first = asyncio.ensure_future(
+        first = asyncio.create_task(
             self._try(request, primary, decision, failover, deadline, attempts))
         tasks = {first}
         try:
@@ -223,7 +223,7 @@ class Engine:
             if backup is None:
                 return await first
             self._on_hedge("started")
-            second = asyncio.ensure_future(
+            second = asyncio.create_task(
                 self._try(request, backup, decision, failover, deadline, attempts))
             tasks.add(second)
             failure: BaseException | None = None
@@ -282,9 +282,8 @@ class Engine:
             if upstream is not None:
                 await upstream.aclose()
             self.finish_attempt(meter, exc.outcome, exc.status, exc.retry_after)
-            if isinstance(exc, UpstreamHTTPError) and exc.status < 500 and \
-                    exc.status not in _RETRYABLE_4XX:
-                raise UpstreamRejected(exc.status, exc.body, deployment.id) from exc
+            if isinstance(exc, UpstreamHTTPError) and _is_client_fault(exc.status or 0):
+                raise UpstreamRejected(exc.status or 400, exc.body, deployment.id) from exc
             attempt = Attempt(deployment.id, exc.outcome, exc.status, str(exc))
             attempts.append(attempt)
             log.info("attempt failed: %s", attempt.describe())
@@ -349,11 +348,15 @@ class Engine:
             await dialect.aclose()
 
 
+def _is_client_fault(status: int) -> bool:
+    return 400 <= status < 500 and status not in _RETRYABLE_4XX
+
+
 class _PlanExhausted(Exception):
     """No deployment left to try (or no time left): stop retrying."""
 
 
-async def _cancel_losers(tasks: set[asyncio.Future[ChatStream]]) -> None:
+async def _cancel_losers(tasks: set[asyncio.Task[ChatStream]]) -> None:
     """Cancel attempts still racing; a loser that already got its first token is closed (its
     spend is recorded as a cancelled attempt)."""
     for task in tasks:

@@ -10,7 +10,7 @@ __all__ = ["HedgeBudget"]
 
 
 class HedgeBudget:
-    __slots__ = ("share", "burst", "_tokens")
+    __slots__ = ("_tokens", "burst", "share")
 
     def __init__(self, share: float, burst: float = 3.0) -> None:
         self.share = share

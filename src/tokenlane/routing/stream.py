@@ -40,8 +40,18 @@ class StreamBroken(TokenlaneError):
 class AttemptMeter:
     """Timestamps and token counts of one attempt; turns them into an `Observation`."""
 
-    __slots__ = ("deployment", "clock", "sent_at", "first_at", "last_at", "chunks", "usage",
-                 "prompt_estimate", "finish_reason", "model")
+    __slots__ = (
+        "chunks",
+        "clock",
+        "deployment",
+        "finish_reason",
+        "first_at",
+        "last_at",
+        "model",
+        "prompt_estimate",
+        "sent_at",
+        "usage",
+    )
 
     def __init__(
         self, deployment: Deployment, clock: Clock, prompt_estimate: int, model: str = ""

@@ -17,7 +17,7 @@ def _decay(age: float, half_life: float) -> float:
 
 
 class DecayedMean:
-    __slots__ = ("half_life", "_sum", "_weight", "_at")
+    __slots__ = ("_at", "_sum", "_weight", "half_life")
 
     def __init__(self, half_life: float) -> None:
         self.half_life = half_life
@@ -42,7 +42,7 @@ class DecayedMean:
 class DecayedQuantiles:
     """Weighted quantiles over the most recent `capacity` samples, weights decaying with age."""
 
-    __slots__ = ("half_life", "_samples")
+    __slots__ = ("_samples", "half_life")
 
     def __init__(self, half_life: float, capacity: int = 256) -> None:
         self.half_life = half_life
@@ -78,7 +78,7 @@ class DecayedQuantiles:
 class DecayedRegression:
     """Decayed least squares of y on x: how TTFT grows with prompt length."""
 
-    __slots__ = ("half_life", "_w", "_x", "_y", "_xx", "_xy", "_at")
+    __slots__ = ("_at", "_w", "_x", "_xx", "_xy", "_y", "half_life")
 
     def __init__(self, half_life: float) -> None:
         self.half_life = half_life

@@ -24,8 +24,8 @@ from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
 
 __all__ = [
     "AuthSettings",
-    "ConfigError",
     "CircuitConfig",
+    "ConfigError",
     "DeploymentSettings",
     "FailoverSettings",
     "ModelSettings",
@@ -125,6 +125,15 @@ class CircuitConfig(_Strict):
     max_open_s: float = Field(300.0, gt=0)
 
 
+class ProbeConfig(_Strict):
+    """Active probes keep idle deployments measured (off by default: they cost money)."""
+
+    enabled: bool = False
+    interval_s: float = Field(300.0, gt=0)
+    max_tokens: int = Field(16, ge=2, le=256)
+    spend_cap_usd_per_day: float = Field(0.10, ge=0)
+
+
 class ModelSettings(_Strict):
     deployments: list[DeploymentSettings] = Field(min_length=1)
     # Unset fields take the `routing:` section's defaults.
@@ -146,6 +155,7 @@ class RoutingSettings(_Strict):
     failover: FailoverSettings = FailoverSettings()
     circuit: CircuitConfig = CircuitConfig()
     hedge_budget: float = Field(0.1, ge=0, le=1, description="max share of requests hedged")
+    probes: ProbeConfig = ProbeConfig()
 
 
 class Settings(_Strict):

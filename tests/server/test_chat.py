@@ -205,6 +205,17 @@ def test_client_disconnect_cancels_upstream() -> None:
         assert counters.disconnected == 1 and counters.completed == 0
 
 
+def test_non_streaming_client_disconnect_cancels_upstream() -> None:
+    slow = SimProviderSpec(name="slowstart", ttft_s=30, time_scale=1)
+    with stack([slow], {"m": ["slowstart"]}) as s:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{s.url}/v1/chat/completions", timeout=httpx.Timeout(5, read=0.3),
+                       headers={"authorization": "Bearer tl-test-master-key"},
+                       json={"model": "m", "messages": MESSAGES})
+        counters = s.sim.wait_counters("slowstart", lambda c: c.disconnected >= 1, timeout=10)
+        assert counters.disconnected == 1 and counters.completed == 0
+
+
 def test_upstream_4xx_passes_through_and_keys_never_leak(caplog) -> None:
     picky = SimProviderSpec(name="picky", models=["something-else"], ttft_s=0, time_scale=0)
     caplog.set_level(logging.DEBUG)

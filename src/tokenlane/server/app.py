@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import AsyncIterator, Mapping
@@ -20,6 +21,7 @@ from ..metrics import Metrics
 from ..routing.circuit import CircuitBoard, CircuitSettings
 from ..routing.engine import Engine
 from ..routing.hedge import HedgeBudget
+from ..routing.probes import ProbeSettings, Prober
 from ..routing.planner import PlannerSettings
 from ..stats.store import StatsSettings, StatsStore
 from ..types import Catalog
@@ -63,11 +65,16 @@ def create_app(
         on_hedge=metrics.on_hedge,
     )
 
+    prober = Prober(engine, ProbeSettings(**r.probes.model_dump()))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        probing = asyncio.create_task(prober.run()) if prober.settings.enabled else None
         try:
             yield
         finally:
+            if probing is not None:
+                probing.cancel()
             await engine.aclose()
 
     app = FastAPI(title="tokenlane", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -75,6 +82,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.prober = prober
     app.state.auth = Authenticator(settings.server.auth, env)
     app.state.max_body_bytes = settings.server.max_body_bytes
     app.state.model_cards = [_model_card(name) for name in catalog.models]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..clock import Clock
 from .decay import DecayedMean, DecayedQuantiles, DecayedRegression
@@ -27,6 +27,9 @@ class StatsSettings:
     # A live stream counts once it has produced this many tokens or run this long.
     live_min_tokens: int = 8
     live_min_seconds: float = 1.0
+    # Quantiles cost a sort and an exp() per sample: under load, recompute them at most this
+    # often (new samples in between wait their turn; routing on 0.5 s old medians is fine).
+    quantile_refresh_s: float = 0.5
 
 
 class LiveAttempt(Protocol):
@@ -48,6 +51,19 @@ class _DeploymentStats:
         self.rate_limited = DecayedMean(half_life)
         self.cost = DecayedMean(half_life)
         self.output = DecayedMean(half_life)
+
+        self._quantiles: tuple[float, int, Any, Any] | None = None
+
+    def quantiles(
+        self, now: float, refresh_s: float
+    ) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+        """(TTFT p50, p90) and (decode p50), cached while fresh or nothing new arrived."""
+        cached = self._quantiles
+        if cached is None or (cached[1] != self.samples and now - cached[0] >= refresh_s):
+            ttft = self.ttft.quantiles((0.5, 0.9), now)
+            decode = self.decode.quantiles((0.5,), now)
+            cached = self._quantiles = (now, self.samples, ttft, decode)
+        return cached[2], cached[3]
 
     def add(self, obs: Observation) -> None:
         if obs.outcome == "cancelled" and obs.ttft_s is None:
@@ -103,8 +119,7 @@ class StatsStore:
                 deployment, 0, 0.0, None, True, None, None, 0.0, None, None, None, None, None,
                 None, len(live), live_tps, live_wait,
             )
-        ttft = stats.ttft.quantiles((0.5, 0.9), now)
-        decode = stats.decode.quantiles((0.5,), now)
+        ttft, decode = stats.quantiles(now, self.settings.quantile_refresh_s)
         age = None if stats.last_at is None else now - stats.last_at
         return DeploymentEstimate(
             deployment=deployment,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tokenlane.sim import SimProviderSpec
-from tokenlane.sim.plan import Completion, Failure, plan_reply
+from tokenlane.sim.plan import Completion, Failure, Reply, plan_reply
 
 from .support import HELLO, WEATHER_TOOL
 
@@ -18,7 +18,7 @@ def spec(**fields: Any) -> SimProviderSpec:
     return SimProviderSpec(name="p", **fields)
 
 
-def plan(body: Any, rng: Random | None = None, **fields: Any) -> Completion | Failure:
+def plan(body: Any, rng: Random | None = None, **fields: Any) -> Reply:
     return plan_reply(spec(**fields), body, rng or Random(0))
 
 

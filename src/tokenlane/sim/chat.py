@@ -18,9 +18,16 @@ from starlette.types import Receive, Scope, Send
 from ..clock import Clock
 from . import wire
 from .counters import CounterBoard
-from .plan import BAD_JSON, UNAUTHORIZED, Failure, Reply, plan_reply, unknown_provider
+from .plan import BAD_JSON, UNAUTHORIZED, Broken, Failure, Reply, plan_reply, unknown_provider
 from .provider import ProviderState
-from .responses import DelayedJSONResponse, EventStreamResponse, read_body, send_json
+from .responses import (
+    DelayedJSONResponse,
+    EventStreamResponse,
+    Outcome,
+    ResetResponse,
+    read_body,
+    send_json,
+)
 
 __all__ = ["ChatCompletions", "authorized", "send_failure"]
 
@@ -40,7 +47,8 @@ class ChatCompletions:
         if state is None:
             await send_failure(send, unknown_provider(name, self._providers))
             return
-        spec = state.spec  # read once: a concurrent update applies from the next request
+        # Read once: a concurrent update applies from the next request.
+        spec, counter = state.current
         self._board.request(name)
         reply: Reply
         if spec.api_key is not None and not authorized(scope["headers"], spec.api_key):
@@ -55,26 +63,54 @@ class ChatCompletions:
             except orjson.JSONDecodeError:
                 reply = BAD_JSON
             else:
-                reply = plan_reply(spec, body, state.rng)
+                reply = plan_reply(spec, body, state.rng, next(counter))
         if isinstance(reply, Failure):
             self._board.error(name, reply.status)
             await send_failure(send, reply)
             return
 
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())  # wall clock: `created` is a Unix timestamp on the wire
         board = self._board
 
-        def finish(completed: bool) -> None:
-            board.finished(name, completed)
+        def finish(outcome: Outcome) -> None:
+            if outcome == "failed":
+                board.error(name)
+            else:
+                board.finished(name, outcome == "completed")
 
-        response: EventStreamResponse | DelayedJSONResponse
+        response: EventStreamResponse | DelayedJSONResponse | ResetResponse
+        if isinstance(reply, Broken):
+            if reply.kind == "reset":
+                response = ResetResponse(reply.delay, self._clock, finish)
+            else:
+                response = DelayedJSONResponse(
+                    wire.BAD_JSON_BODY, reply.delay, self._clock, finish, broken=True
+                )
+            await response(scope, receive, send)
+            return
+
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())  # wall clock: `created` is a Unix timestamp on the wire
+        fault = reply.fault
         if reply.stream:
             events = wire.stream_events(reply, completion_id, created)
-            response = EventStreamResponse(events, self._clock, finish, waits=reply.total_delay > 0)
+            waits = reply.total_delay > 0
+            if fault is None:
+                response = EventStreamResponse(events, self._clock, finish, waits=waits)
+            else:
+                response = EventStreamResponse(
+                    events,
+                    self._clock,
+                    finish,
+                    waits=waits,
+                    fault_at=wire.events_until_fault(fault),
+                    reset=fault.action == "reset",
+                )
         else:
             body_bytes = wire.completion_body(reply, completion_id, created)
-            response = DelayedJSONResponse(body_bytes, reply.total_delay, self._clock, finish)
+            broken = fault is not None and fault.action != "stall"
+            response = DelayedJSONResponse(
+                body_bytes, reply.total_delay, self._clock, finish, broken=broken
+            )
         await response(scope, receive, send)
 
 

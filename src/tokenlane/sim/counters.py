@@ -24,10 +24,13 @@ class SimCounters:
     """
 
     requests: int = 0
+    # Fully sent, well formed (a stalled or trickling reply too, once it has all been sent).
     completed: int = 0
-    # The client went away (or the server stopped) before the reply was fully sent; the
-    # reply's generation was cancelled before this was counted.
+    # The client went away (or the server stopped) before the reply was fully sent, and
+    # before any fault struck; the reply's generation was cancelled before this was counted.
     disconnected: int = 0
+    # Answered with an HTTP error, or a fault struck: the connection was reset, or broken
+    # bytes went out (an unparsable body or event, an error event, a truncated stream).
     errors: int = 0
     rate_limited: int = 0
 
@@ -70,7 +73,8 @@ class CounterBoard:
                 tally.disconnected += 1
             self._changed.notify_all()
 
-    def error(self, name: str, status: int) -> None:
+    def error(self, name: str, status: int | None = None) -> None:
+        """An error reply with HTTP `status`, or (None) a reply a fault broke on the wire."""
         with self._changed:
             tally = self._tallies[name]
             tally.errors += 1

@@ -1,7 +1,8 @@
 """Decide a simulated provider's whole reply before sending a byte of it.
 
 `plan_reply(spec, body, rng)` is pure: the parsed request body and the provider's spec in,
-a `Failure` or a `Completion` out, with every token and every delay already fixed. Drawing all
+a `Failure` or a `Completion` out (or, under a fault, a `Broken` reply or a `Completion`
+carrying a `StreamFault`), with every token and every delay already fixed. Drawing all
 random numbers up front, in request arrival order, keeps a seeded provider reproducible even
 when many streams interleave, and leaves the I/O layer nothing to do but sleep and send.
 """
@@ -9,22 +10,24 @@ when many streams interleave, and leaves the I/O layer nothing to do but sleep a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from random import Random
 from typing import Any
 
 import orjson
 
 from .faults import FAULTS
+from .replies import Broken, Completion, Failure, Reply, StreamFault, ToolCall
 from .spec import SimProviderSpec
 from .tokens import estimate_prompt_tokens, example_arguments, split_arguments, text_pieces
 
 __all__ = [
     "BAD_JSON",
     "UNAUTHORIZED",
+    "Broken",
     "Completion",
     "Failure",
     "Reply",
+    "StreamFault",
     "ToolCall",
     "invalid",
     "plan_reply",
@@ -32,60 +35,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """An error reply in OpenAI's shape: `{"error": {message, type, param, code}}`."""
-
-    status: int
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """The single function call a forced `tool_choice` produces (its id is minted on send)."""
-
-    name: str
-    arguments: str  # the JSON text actually sent; cut short when the token limit hits
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A successful reply, token by token.
-
-    Token 0 is the first content word, or for a tool call the chunk that names the function;
-    `pieces` holds the content words, or the argument fragments that follow the name.
-    `delays[i]` is the wait before token i and `delays[-1]` the wait before the closing
-    chunk, so `sum(delays)` is the whole generation time.
-    """
-
-    model: str
-    stream: bool
-    include_usage: bool
-    pieces: tuple[str, ...]
-    tool_call: ToolCall | None
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    delays: tuple[float, ...]
-
-    @property
-    def total_delay(self) -> float:
-        return sum(self.delays)
-
-
-Reply = Completion | Failure
-
-
-def plan_reply(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
+def plan_reply(spec: SimProviderSpec, body: Any, rng: Random, seq: int = 0) -> Reply:
     """The reply `spec`'s provider gives to the chat-completions request `body`.
 
     Checks run in the order a real provider's would: request shape, model, then the injected
-    500s and 429s (a rejected request consumes no randomness), then generation.
+    500s and 429s (a rejected request consumes no randomness), then generation. The spec's
+    `fault`, if any, rewrites the result last; `seq` (this request's number among those the
+    provider planned since its fault was set) is for faults that follow a schedule.
     """
+    reply = _plan(spec, body, rng)
+    if spec.fault is not None:
+        reply = FAULTS[spec.fault](reply, spec, rng, seq)
+    return reply
+
+
+def _plan(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
     request = _parse_request(spec, body)
     if isinstance(request, Failure):
         return request
@@ -115,7 +79,7 @@ def plan_reply(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
     prompt_tokens = estimate_prompt_tokens(body)
     stream = body.get("stream") is True
     options = body.get("stream_options")
-    reply: Reply = Completion(
+    return Completion(
         model=model,
         stream=stream,
         include_usage=stream and isinstance(options, dict) and options.get("include_usage") is True,
@@ -126,9 +90,6 @@ def plan_reply(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
         completion_tokens=n,
         delays=_delays(spec, prompt_tokens, n, rng),
     )
-    if spec.fault is not None:
-        reply = FAULTS[spec.fault](reply, spec, rng)
-    return reply
 
 
 def _delays(spec: SimProviderSpec, prompt_tokens: int, n: int, rng: Random) -> tuple[float, ...]:

@@ -46,7 +46,14 @@ class SimProviderSpec(BaseModel):
     api_key: str | None = Field(default=None, repr=False)
     time_scale: float = Field(default=1.0, ge=0)
     seed: int = 0
+    # A failure mode from `faults.FAULTS` (None: healthy), and the knobs some modes read.
     fault: str | None = None
+    # Content tokens sent before a mid-stream fault strikes (see `faults`).
+    fault_after_tokens: int = Field(default=1, ge=0)
+    # How long a stall lasts, before `time_scale` like every delay.
+    stall_s: float = Field(default=3600.0, ge=0)
+    # `flap`: this many requests served as usual, then this many answered 503, and so on.
+    flap_period: int = Field(default=3, ge=1)
 
     @field_validator("models")
     @classmethod

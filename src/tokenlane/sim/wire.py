@@ -7,17 +7,35 @@ sleeps each delay and sends each event as its own body part. Shapes follow OpenA
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 
-from .plan import Completion, Failure
+from .replies import Completion, Failure, StreamFault
 from .spec import SimProviderSpec
 
-__all__ = ["DONE", "completion_body", "error_body", "models_body", "stream_events"]
+__all__ = [
+    "BAD_JSON_BODY",
+    "DONE",
+    "ERROR_EVENT",
+    "GARBAGE_EVENT",
+    "completion_body",
+    "error_body",
+    "events_until_fault",
+    "models_body",
+    "stream_events",
+]
 
 DONE = b"data: [DONE]\n\n"
+# What the faults put on the wire (`faults`); byte for byte what their docs promise.
+GARBAGE_EVENT = b"data: {this is not json\n\n"
+ERROR_EVENT = (
+    b'data: {"error": {"message": "simulated upstream failure", "type": "server_error", '
+    b'"param": null, "code": null}}\n\n'
+)
+BAD_JSON_BODY = b'{"id": "chatcmpl-broken", "choices": ['
 _SYSTEM_FINGERPRINT = "fp_tokenlane_sim"
 # Stand-in for the one field that changes from chunk to chunk (see `_Template`).
 _HOLE = "\x00tokenlane-sim-hole\x00"
@@ -46,7 +64,23 @@ def models_body(spec: SimProviderSpec) -> bytes:
 
 
 def completion_body(reply: Completion, completion_id: str, created: int) -> bytes:
-    """The whole `chat.completion` object of a non-streamed reply."""
+    """The whole `chat.completion` object of a non-streamed reply.
+
+    Under a `garbage` or `truncate` fault, the body stops right after the first
+    `fault.after` tokens of the content (or of the tool call's arguments): not JSON.
+    """
+    body = _completion_body(reply, completion_id, created)
+    fault = reply.fault
+    if fault is None or fault.action not in ("garbage", "truncate"):
+        return body
+    text = "".join(reply.pieces) if reply.tool_call is None else reply.tool_call.arguments
+    # JSON escapes character by character, so the encoded prefix is a prefix of the encoded
+    # whole (less its closing quote).
+    start = body.index(orjson.dumps(text), body.index(b'"choices"'))
+    return body[: start + len(orjson.dumps("".join(reply.pieces[: fault.after]))) - 1]
+
+
+def _completion_body(reply: Completion, completion_id: str, created: int) -> bytes:
     message: dict[str, Any]
     if reply.tool_call is None:
         message = {"role": "assistant", "content": "".join(reply.pieces), "refusal": None}
@@ -91,7 +125,45 @@ def stream_events(
 
     A role chunk, one chunk per token, a closing chunk carrying `finish_reason`, the usage
     chunk (empty `choices`) when `stream_options.include_usage` asked for it, then `[DONE]`.
+    A `fault` changes what follows the first chunk and `fault.after` tokens: a stall adds to
+    the next wait, garbage or an error event is slipped in, and an error event, a truncation
+    or a reset ends the events there (the sender then ends the body, or resets).
     """
+    events = _stream_events(reply, completion_id, created)
+    if reply.fault is None:
+        return events
+    return _faulted(events, reply.fault)
+
+
+def events_until_fault(fault: StreamFault) -> int | None:
+    """How many events `stream_events` yields up to and including the fault's own, if it
+    puts anything wrong on the wire (None for a stall, which only delays)."""
+    if fault.action == "stall":
+        return None
+    inserted = fault.action in ("garbage", "error_event")
+    return 1 + fault.after + inserted
+
+
+def _faulted(
+    events: Iterator[tuple[float, bytes]], fault: StreamFault
+) -> Iterator[tuple[float, bytes]]:
+    yield from itertools.islice(events, 1 + fault.after)
+    action = fault.action
+    if action == "stall":
+        delay, event = next(events)  # there is always a closing chunk after the tokens
+        yield fault.stall + delay, event
+        yield from events
+    elif action == "garbage":
+        yield 0.0, GARBAGE_EVENT
+        yield from events
+    elif action == "error_event":
+        yield 0.0, ERROR_EVENT
+    # truncate, reset: nothing more
+
+
+def _stream_events(
+    reply: Completion, completion_id: str, created: int
+) -> Iterator[tuple[float, bytes]]:
     head: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion.chunk",

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .presets import PRESETS
+from .yamlfile import describe_validation_error, locate, read_yaml
 from .sim import SimSettings
 from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
 
@@ -249,58 +248,11 @@ def parse_settings(data: object, *, source: str = "<config>", text: str | None =
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        path = _key_path(err["loc"])
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        line = _line_of(text, err["loc"]) if text else None
-        where = f"{source}:{line}" if line else source
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{where}: {path}: {message}{more}") from None
+        loc, message = describe_validation_error(exc)
+        raise ConfigError(f"{locate(source, text, loc)}: {message}") from None
 
 
 def load_settings(path: str | os.PathLike[str]) -> Settings:
     """Read and validate one YAML config file."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse_settings(data, source=source, text=text)
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not str(part).startswith("function-"):  # pydantic's validator frames
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the deepest YAML node along `loc` (best effort)."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((kv for kv in node.value if kv[0].value == part), None)
-            if match is None:
-                break
-            line = match[0].start_mark.line + 1
-            node = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
+    data, text = read_yaml(path, ConfigError)
+    return parse_settings(data, source=str(path), text=text)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidRequest
 from ..types import Failover
+from ..yamlfile import key_path
 
 __all__ = ["NO_OPTIONS", "Percentiles", "RoutingOptions", "parse_options", "split_model_suffix"]
 
@@ -104,7 +105,7 @@ def parse_options(body_value: Any, header_value: str | None) -> RoutingOptions:
         return RoutingOptions.model_validate(merged)
     except ValidationError as exc:
         err = exc.errors()[0]
-        path = "provider." + ".".join(str(p) for p in err["loc"] if not str(p).startswith("function"))
+        path = key_path(("provider", *err["loc"]))
         message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         raise InvalidRequest(f"Invalid routing option {path}: {message}", param=path,
                              code="invalid_routing_option") from None

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .loader import SimConfigError, describe_validation_error
+from ..yamlfile import describe_validation_error
+from .loader import SimConfigError
 from .spec import SimProviderSpec
 
 __all__ = ["ProviderState"]

@@ -1,0 +1,83 @@
+"""Reading YAML config files with errors that say where to look: file, line, key path.
+
+Shared by the gateway config and the simulator's `sim:` section (the same file). Pure apart
+from reading the file; callers choose the exception class their users see.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+__all__ = ["describe_validation_error", "key_path", "line_of", "locate", "read_yaml"]
+
+
+def read_yaml(path: str | os.PathLike[str], error: type[Exception]) -> tuple[Any, str]:
+    """(parsed data, text) of a YAML file; `error(one-line message)` when unreadable."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text), text
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise error(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def describe_validation_error(
+    exc: ValidationError, prefix: tuple[str | int, ...] = ()
+) -> tuple[tuple[Any, ...], str]:
+    """The first error's full location, and a one-line `key.path: problem` message."""
+    first = exc.errors()[0]
+    loc = prefix + tuple(first["loc"])
+    problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return loc, f"{key_path(loc)}: {problem}{more}"
+
+
+def locate(source: str, text: str | None, loc: tuple[Any, ...]) -> str:
+    """`file:line` when the line of `loc` can be found in `text`, else `file`."""
+    line = line_of(text, loc) if text is not None else None
+    return f"{source}:{line}" if line else source
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """`("sim", "providers", 0, "tokens_per_s")` -> `sim.providers[0].tokens_per_s`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith("function-"):  # pydantic's validator frames
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the deepest YAML node along `loc` (best effort)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((kv for kv in node.value if kv[0].value == part), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

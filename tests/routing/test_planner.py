@@ -154,3 +154,11 @@ def test_decision_header_is_compact_and_parseable() -> None:
     assert fields["policy"] == "throughput" and fields["chosen"] == "fast/m"
     first = fields["candidates"].split(",")[0].split(" ")
     assert first[0] == "fast/m" and first[2] == "tps=1000"
+
+
+def test_half_open_circuit_gets_its_trial_and_open_ones_go_last() -> None:
+    estimates = dict(SNAPSHOT.estimates)
+    estimates["fast/m"] = estimate("fast", 0.5, 1000, circuit="open")
+    estimates["cheap/m"] = estimate("cheap", 1.0, 30, circuit="half_open", error_rate=1.0)
+    decision = decide({"provider": {"sort": "throughput"}}, snapshot=Snapshot(0.0, estimates))
+    assert order(decision) == ["cheap", "snappy", "fast"] and decision.why == "trial"

@@ -89,3 +89,16 @@ def test_streams_in_flight_show_a_trickle_before_they_finish() -> None:
     store.untrack("a", trickle)
     store.untrack("a", waiting)
     assert store.snapshot(["a"]).estimates["a"].live_decode_tps is None
+
+
+def test_a_recovered_deployment_forgets_its_outage() -> None:
+    clock = ManualClock(start=0)
+    store = StatsStore(clock)
+    for i in range(20):
+        store.observe(ok("a", at=i, outcome="5xx", out=0))
+    store.observe(ok("a", at=21))
+    assert store.snapshot(["a"]).estimates["a"].error_rate > 0.9
+    store.forget_failures("a")
+    store.observe(ok("a", at=22))
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.error_rate == 0.0 and e.samples == 22  # speed history stays, failures go

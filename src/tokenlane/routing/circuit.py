@@ -85,12 +85,13 @@ class CircuitBoard:
         c.trial = True
         return True
 
-    def record(self, deployment: str, outcome: str, retry_after: float | None = None) -> None:
+    def record(self, deployment: str, outcome: str, retry_after: float | None = None) -> bool:
+        """Count one attempt's outcome; True when it was a successful trial (recovered)."""
         if outcome == "cancelled":
             c = self._circuits.get(deployment)
             if c is not None and c.state == "half_open":
                 c.trial = False  # the trial never finished; let another one try
-            return
+            return False
         c = self._get(deployment)
         now = self.clock.now()
         failed = outcome in _FAILURES
@@ -103,7 +104,8 @@ class CircuitBoard:
             if c.state == "half_open":
                 c.state, c.trial, c.open_for = "closed", False, 0.0
                 c.recent.clear()  # a fresh start: old failures no longer describe it
-            return
+                return True
+            return False
         c.streak += 1
         failures = sum(1 for _, f in c.recent if f)
         too_many = len(c.recent) >= s.min_requests and failures / len(c.recent) > s.error_rate
@@ -118,3 +120,4 @@ class CircuitBoard:
         if seconds > 0:
             c.state, c.trial, c.open_for = "open", False, seconds
             c.until = max(c.until, now + seconds)
+        return False

@@ -104,7 +104,8 @@ class Engine:
 
     def plan(self, request: ChatRequest) -> Decision:
         route = self.route(request.model)
-        snapshot = self.stats.snapshot(d.id for d in route.deployments)
+        snapshot = self.stats.snapshot(
+            (d.id for d in route.deployments), circuit=self.circuits.state)
         decision = plan(route, request, request.options, snapshot, self.rng, self.planner,
                         sort=request.sort)
         if log.isEnabledFor(logging.DEBUG):
@@ -303,7 +304,8 @@ class Engine:
         self.stats.untrack(deployment, meter)
         observation = meter.observe(outcome, status)
         self.stats.observe(observation)
-        self.circuits.record(deployment, outcome, retry_after)
+        if self.circuits.record(deployment, outcome, retry_after):
+            self.stats.forget_failures(deployment)
         if self._on_observation is not None:
             self._on_observation(observation)
         return observation
@@ -330,13 +332,13 @@ class Engine:
     def stats_report(self) -> dict[str, Any]:
         """Live estimates per model and deployment (what `/v1/router/stats` serves)."""
         snapshot = self.stats.snapshot(
-            {d.id for m in self.catalog.models.values() for d in m.deployments})
+            {d.id for m in self.catalog.models.values() for d in m.deployments},
+            circuit=self.circuits.state)
         models = {}
         for name, route in self.catalog.models.items():
             deployments = []
             for d in route.deployments:
-                estimate = replace(snapshot.estimates[d.id], circuit=self.circuits.state(d.id))
-                row = estimate.to_dict()
+                row = snapshot.estimates[d.id].to_dict()
                 row.update(provider=d.provider.name, upstream_model=d.upstream_model,
                            price_input=d.price.input, price_output=d.price.output)
                 deployments.append(row)

@@ -116,7 +116,10 @@ def _arrange(
     explore: bool,
 ) -> tuple[list[Candidate], str]:
     def demoted(c: Candidate) -> int:
-        # Stable partition keys: 0 = fine, 1 = misses a soft preference, 2 = unreliable.
+        # Stable partition keys: 0 = fine, 1 = misses a soft preference, 2 = unreliable,
+        # 3 = circuit open (the walk skips it; listed last so the decision shows it).
+        if c.estimate is not None and c.estimate.circuit == "open":
+            return 3
         if c.prediction.error_rate > settings.max_error_rate:
             return 2
         return 1 if _misses_preferences(c, options) else 0
@@ -132,6 +135,12 @@ def _arrange(
         return ranked, "only"
     if not explore:
         return ranked, "policy"
+    # A circuit past its cool-down is due its single trial (the breaker admits one at a time):
+    # without it a deployment that failed once would never win traffic back.
+    trial = next((c for c in ranked if c.estimate is not None and
+                  c.estimate.circuit == "half_open"), None)
+    if trial is not None:
+        return [trial] + [c for c in ranked if c is not trial], "trial"
     cold = [c for c in ranked if c.estimate is None or
             (c.estimate.samples == 0 and c.estimate.in_flight == 0)]
     if cold:

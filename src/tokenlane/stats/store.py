@@ -6,8 +6,8 @@ current streams trickle far below its estimate is demoted while they still run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..clock import Clock
@@ -98,6 +98,13 @@ class StatsStore:
             stats = self._stats[obs.deployment] = _DeploymentStats(self.settings.half_life_s)
         stats.add(obs)
 
+    def forget_failures(self, deployment: str) -> None:
+        """A deployment proved it recovered (its circuit closed): its outage is history."""
+        stats = self._stats.get(deployment)
+        if stats is not None:
+            stats.failures = DecayedMean(self.settings.half_life_s)
+            stats.rate_limited = DecayedMean(self.settings.half_life_s)
+
     def track(self, deployment: str, attempt: LiveAttempt) -> None:
         self._live.setdefault(deployment, set()).add(attempt)
 
@@ -106,9 +113,19 @@ class StatsStore:
         if live is not None:
             live.discard(attempt)
 
-    def snapshot(self, deployments: Iterable[str]) -> Snapshot:
+    def snapshot(
+        self, deployments: Iterable[str], circuit: Callable[[str], str] | None = None
+    ) -> Snapshot:
+        """Estimates as of now; `circuit` (the breaker's state lookup) is folded in so the
+        planner can see which deployments are due a trial."""
         now = self.clock.now()
-        return Snapshot(now, {d: self._estimate(d, now) for d in deployments})
+        estimates = {d: self._estimate(d, now) for d in deployments}
+        if circuit is not None:
+            for d, e in estimates.items():
+                state = circuit(d)
+                if state != "closed":
+                    estimates[d] = replace(e, circuit=state)
+        return Snapshot(now, estimates)
 
     def _estimate(self, deployment: str, now: float) -> DeploymentEstimate:
         stats = self._stats.get(deployment)

@@ -1,0 +1,69 @@
+"""The bare pass-through floor: what any Python proxy on this stack pays per request.
+
+    .venv/bin/python benchmarks/floor.py --upstream http://127.0.0.1:9100 --port 9300
+
+A minimal Starlette app that forwards `POST /{provider}/v1/chat/completions` to the same path
+on the upstream (the benchmark's upstream serves every provider under its name) with
+`httpx.AsyncClient(transport=httpx_aiohttp.AiohttpTransport())` and streams the response bytes
+back untouched: no auth, no parsing, no routing, no measuring. Served like the gateway (uvicorn,
+uvloop, httptools, no access log), so gateway CPU / floor CPU is the price of tokenlane's work.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from httpx_aiohttp import AiohttpTransport
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+_FORWARDED = ("content-type", "cache-control")
+
+
+def build_app(upstream: str, max_connections: int = 512) -> Starlette:
+    # The same pool limits the gateway gives each provider (transport.py), so neither side
+    # queues on its pool at high concurrency.
+    limits = httpx.Limits(max_connections=max_connections,
+                          max_keepalive_connections=max_connections, keepalive_expiry=60)
+    client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(30.0, read=None),
+                               transport=AiohttpTransport(limits=limits))
+
+    async def chat_completions(request: Request) -> StreamingResponse:
+        body = await request.body()
+        upstream_request = client.build_request(
+            "POST", request.url.path, content=body,
+            headers={"content-type": "application/json"})
+        response = await client.send(upstream_request, stream=True)
+        headers = {k: v for k, v in response.headers.items() if k in _FORWARDED}
+        return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
+                                 headers=headers, background=BackgroundTask(response.aclose))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    route = Route("/{provider}/v1/chat/completions", chat_completions, methods=["POST"])
+    return Starlette(routes=[route], lifespan=lifespan)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--upstream", required=True, help="the upstream's root URL")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9300)
+    parser.add_argument("--max-connections", type=int, default=512)
+    args = parser.parse_args()
+    uvicorn.run(build_app(args.upstream, args.max_connections), host=args.host, port=args.port,
+                loop="uvloop", http="httptools", log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The overhead benchmark's report: the issue's targets and the markdown tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common import describe_machine, fmt, markdown_table
+
+__all__ = ["TARGETS", "TARGET_SLOW_RSS_MB", "render", "targets_check"]
+
+TARGETS = ("direct", "floor", "gateway")
+
+# The issue's targets, printed beside the numbers, never asserted.
+TARGET_CPU_MS_NONSTREAM = 0.8
+TARGET_CPU_RATIO_NONSTREAM = 2.0
+TARGET_CPU_RATIO_STREAM = 1.5
+TARGET_ADDED_P50_C1_MS = 0.5
+TARGET_SLOW_RSS_MB = 250.0
+
+
+def _mark(ok: bool | None) -> str:
+    return "–" if ok is None else ("met" if ok else "MISSED")
+
+
+def targets_check(scenarios: dict[str, Any], slow: dict[str, Any] | None
+                  ) -> list[dict[str, Any]]:
+    checks = []
+    for name, s in scenarios.items():
+        cpu, ratio = s["gateway_cpu_ms_per_request"], s["cpu_ratio_gateway_floor"]
+        if not s["stream"]:
+            checks.append({"target": f"{name}: gateway CPU/request <= {TARGET_CPU_MS_NONSTREAM} ms",
+                           "value": cpu, "met": cpu is not None and cpu <= TARGET_CPU_MS_NONSTREAM})
+            checks.append({"target": f"{name}: gateway CPU <= {TARGET_CPU_RATIO_NONSTREAM}x floor",
+                           "value": ratio,
+                           "met": ratio is not None and ratio <= TARGET_CPU_RATIO_NONSTREAM})
+        else:
+            checks.append({"target": f"{name}: gateway CPU/stream <= {TARGET_CPU_RATIO_STREAM}x floor",
+                           "value": ratio,
+                           "met": ratio is not None and ratio <= TARGET_CPU_RATIO_STREAM})
+    if "nonstream_c1" in scenarios:
+        added = scenarios["nonstream_c1"]["added_latency_p50_ms"]
+        checks.append({"target": f"nonstream_c1: added latency p50 <= {TARGET_ADDED_P50_C1_MS} ms",
+                       "value": added,
+                       "met": added is not None and added <= TARGET_ADDED_P50_C1_MS})
+    if slow is None:
+        return checks
+    checks.append({"target": f"{slow['streams']} slow streams: all complete, 0 errors, "
+                             f"peak RSS < {TARGET_SLOW_RSS_MB:.0f} MB",
+                   "value": f"{slow['completed']}/{slow['streams']} done, {slow['errors']} errors, "
+                            f"{slow['gateway_peak_rss_mb']:.0f} MB",
+                   "met": slow["passed"]})
+    return checks
+
+
+def render(data: dict[str, Any]) -> str:
+    sc = data["scenarios"]
+    lat_rows, cpu_rows = [], []
+    for name, s in sc.items():
+        t = s["targets"]
+        lat_rows.append([
+            name, t["direct"]["rps"], t["floor"]["rps"], t["gateway"]["rps"],
+            s["throughput_ratio"], s["floor_throughput_ratio"],
+            t["direct"]["latency_p50_ms"], s["floor_added_latency_p50_ms"],
+            s["added_latency_p50_ms"], s["added_latency_p99_ms"],
+            s["ttft_overhead_p50_ms"], s["ttft_overhead_p99_ms"],
+            t["direct"]["errors"] + t["floor"]["errors"] + t["gateway"]["errors"],
+        ])
+        cpu_rows.append([
+            name, s["gateway_cpu_ms_per_request"], s["floor_cpu_ms_per_request"],
+            s["cpu_ratio_gateway_floor"], t["gateway"]["proc_core_busy"] * 100,
+            t["gateway"]["upstream_cpu_ms_per_request"], t["gateway"]["loadgen_cpu_ms_per_request"],
+            t["gateway"]["side_core_busy"] * 100, s["gateway_peak_rss_mb"],
+        ])
+    rps = [list(row) for row in lat_rows]
+    for row in rps:
+        for i in (1, 2, 3):
+            row[i] = fmt(row[i], 0)
+    m = data["machine"]
+    cfg = data["config"]
+    slow = data["slow_streams"]
+    slow_part = [] if slow is None else [
+        f"## {slow['streams']} concurrent slow streams through the gateway",
+        "",
+        markdown_table(
+            ["streams", "tokens @ tok/s", "completed", "errors", "ideal s", "p50 s", "p99 s",
+             "max s", "TTFT p50 ms", "TTFT p99 ms", "gw CPU ms/stream", "gw core busy %",
+             "RSS before MB", "peak RSS MB", "pass"],
+            [[slow["streams"], f"{slow['tokens_per_stream']} @ {slow['upstream_tokens_per_s']:g}",
+              slow["completed"], slow["errors"], slow["ideal_duration_s"], slow["duration_p50_s"],
+              slow["duration_p99_s"], slow["duration_max_s"], slow["ttft_p50_ms"],
+              slow["ttft_p99_ms"], slow["gateway_cpu_ms_per_stream"],
+              slow["gateway_cpu_busy"] * 100, slow["gateway_rss_before_mb"],
+              slow["gateway_peak_rss_mb"], "PASS" if slow["passed"] else "FAIL"]]),
+        "",
+    ]
+    parts = [
+        "# tokenlane overhead benchmark",
+        "",
+        f"{describe_machine(m)}  ",
+        (f"upstream={cfg['upstream']} tokens={cfg['tokens']} rounds={cfg['rounds']} "
+         f"duration={cfg['duration_s']}s/run pinned={cfg['pinned']} smoke={cfg['smoke']}  "),
+        ("medians over rounds; latencies in ms; 'added' = through − direct at the same "
+         "concurrency"),
+        "",
+        "## Latency and throughput",
+        "",
+        markdown_table(
+            ["scenario", "direct req/s", "floor req/s", "gateway req/s", "gw/direct thru",
+             "floor/direct thru", "direct p50", "floor +p50", "gw +p50", "gw +p99",
+             "gw TTFT +p50", "gw TTFT +p99", "errors"], rps),
+        "",
+        "## CPU and memory (gateway and floor each pinned to one core)",
+        "",
+        markdown_table(
+            ["scenario", "gw CPU ms/req", "floor CPU ms/req", "gw/floor CPU", "gw core busy %",
+             "upstream CPU ms/req", "loadgen CPU ms/req", "side core busy %", "gw peak RSS MB"],
+            cpu_rows),
+        "",
+        *slow_part,
+        "## Targets (reported, not asserted)",
+        "",
+        markdown_table(["target", "measured", "status"],
+                       [[c["target"], c["value"] if isinstance(c["value"], str)
+                         else fmt(c["value"], 3), _mark(c["met"])] for c in data["targets"]]),
+    ]
+    ab_rows = [[n, s["ab"]["cpu_ms_a"], s["ab"]["cpu_ms_b"], s["ab"]["cpu_ratio_b_a"],
+                s["ab"]["rps_a"], s["ab"]["rps_b"], s["ab"]["p50_ms_a"], s["ab"]["p50_ms_b"],
+                s["ab"]["ttft_p50_ms_a"], s["ab"]["ttft_p50_ms_b"]]
+               for n, s in sc.items() if "ab" in s]
+    if ab_rows:
+        parts += ["", f"## A/B: gateway (a: {cfg['gateway_src']}) vs gateway_b (b: {cfg['ab_src']})",
+                  "", markdown_table(["scenario", "a CPU ms/req", "b CPU ms/req", "b/a CPU",
+                                      "a req/s", "b req/s", "a p50 ms", "b p50 ms",
+                                      "a TTFT p50", "b TTFT p50"], ab_rows)]
+    errors = [(n, t, s["targets"][t]["error_samples"]) for n, s in sc.items()
+              for t in s["targets"] if s["targets"][t]["error_samples"]]
+    slow_errors = slow["error_samples"] if slow else []
+    if errors or slow_errors:
+        parts += ["", "## Error samples", ""]
+        parts += [f"- {n} / {t}: {e[0]}" for n, t, e in errors]
+        parts += [f"- slow streams: {e}" for e in slow_errors[:3]]
+    return "\n".join(parts)

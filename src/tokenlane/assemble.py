@@ -26,7 +26,7 @@ def has_token(chunk: dict[str, Any]) -> bool:
 
 
 class _Choice:
-    __slots__ = ("index", "role", "text", "tool_calls", "finish_reason", "logprobs", "extra")
+    __slots__ = ("extra", "finish_reason", "index", "logprobs", "role", "text", "tool_calls")
 
     def __init__(self, index: int) -> None:
         self.index = index

@@ -1,0 +1,105 @@
+"""The Python library: route in-process, or talk to a running gateway.
+
+- `Router`: the gateway's engine in your process (same config, same routing, no server).
+  `chat` / `achat` return OpenAI-shaped results that also say how they were routed
+  (`decision`) and what was measured (`observation`); `stats()` gives the live estimates.
+- `Client` / `AsyncClient`: a running gateway over HTTP, with typed routing options, the
+  decision from the `x-tokenlane-route` header and errors as the same typed exceptions.
+- `openai_extra`, `decision_from`, `error_from`: the same with the official openai SDK.
+
+Layout: `_wire` (sans-I/O: bodies, error mapping, SSE), `route` (the decision), `results` and
+`streams` (what is returned), `_runner` (the engine's loop thread), `router`, `gateway`,
+`openai_compat`, and `build` (the one construction path of an engine, shared with the server).
+"""
+
+from ..errors import (
+    Attempt,
+    AuthenticationFailed,
+    BodyTooLarge,
+    InvalidRequest,
+    ModelNotFound,
+    NoDeploymentAvailable,
+    TokenlaneError,
+    UpstreamRejected,
+)
+from ..routing.options import MaxPrice, Percentiles, Require, RoutingOptions
+from ..routing.stream import StreamBroken
+from ..stats.observation import Observation
+from ._wire import ProviderArg
+from .build import build_engine, build_prober
+from .gateway import AsyncClient, Client, GatewayUnreachable
+from .openai_compat import (
+    HasHeaders,
+    HasResponse,
+    OpenAIExtra,
+    ResponseLike,
+    decision_from,
+    error_from,
+    openai_extra,
+)
+from .results import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    DeploymentStats,
+    FunctionCall,
+    Message,
+    ModelStats,
+    RouterStats,
+    ToolCall,
+    Usage,
+)
+from .route import RouteCandidate, RouteInfo, parse_route_header
+from .router import ConfigSource, Router
+from .streams import AsyncStream, Stream
+
+__all__ = [
+    "AsyncClient",
+    "AsyncStream",
+    "Attempt",
+    "AuthenticationFailed",
+    "BodyTooLarge",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "Choice",
+    "ChunkChoice",
+    "Client",
+    "ConfigSource",
+    "Delta",
+    "DeploymentStats",
+    "FunctionCall",
+    "GatewayUnreachable",
+    "HasHeaders",
+    "HasResponse",
+    "InvalidRequest",
+    "MaxPrice",
+    "Message",
+    "ModelNotFound",
+    "ModelStats",
+    "NoDeploymentAvailable",
+    "Observation",
+    "OpenAIExtra",
+    "Percentiles",
+    "ProviderArg",
+    "Require",
+    "ResponseLike",
+    "RouteCandidate",
+    "RouteInfo",
+    "Router",
+    "RouterStats",
+    "RoutingOptions",
+    "Stream",
+    "StreamBroken",
+    "TokenlaneError",
+    "ToolCall",
+    "UpstreamRejected",
+    "Usage",
+    "build_engine",
+    "build_prober",
+    "decision_from",
+    "error_from",
+    "openai_extra",
+    "parse_route_header",
+]

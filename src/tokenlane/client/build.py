@@ -1,0 +1,66 @@
+"""One construction path for the engine: the gateway's `create_app` and the in-process `Router`
+both build theirs here, so a library user routes exactly as the server would.
+
+What is built from `settings.routing`: the stats store (half-life, staleness), the circuit
+board, the hedge budget and the planner's exploration share. Observers (metrics, a user's
+callback) are passed in: nothing here is global.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from ..clock import Clock, MonotonicClock
+from ..config import Settings
+from ..routing.circuit import CircuitBoard, CircuitSettings
+from ..routing.engine import Engine
+from ..routing.hedge import HedgeBudget
+from ..routing.planner import PlannerSettings
+from ..routing.probes import Prober, ProbeSettings
+from ..stats.observation import Observation
+from ..stats.store import StatsSettings, StatsStore
+from ..types import Catalog
+
+__all__ = ["build_engine", "build_prober"]
+
+
+def build_engine(
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    on_observation: Callable[[Observation], None] | None = None,
+    on_overhead: Callable[[float], None] | None = None,
+    on_hedge: Callable[[str], None] | None = None,
+) -> Engine:
+    """Build the routing engine for `catalog` (from `settings.resolve(env)`) as configured by
+    `settings.routing`.
+
+    `clock` and `rng` default to real time and a fresh `random.Random()`; tests inject both.
+    The callbacks run on the engine's event loop for every finished attempt (`on_observation`),
+    every request's routing overhead in seconds (`on_overhead`) and every hedge event
+    (`on_hedge`: "started" or "won"); keep them quick and non-blocking.
+    """
+    clock = clock or MonotonicClock()
+    r = settings.routing
+    return Engine(
+        catalog,
+        clock=clock,
+        stats=StatsStore(clock, StatsSettings(half_life_s=r.half_life_s,
+                                              stale_after_s=r.stale_after_s)),
+        planner=PlannerSettings(exploration_share=r.exploration_share),
+        circuits=CircuitBoard(clock, CircuitSettings(**r.circuit.model_dump())),
+        hedge_budget=HedgeBudget(r.hedge_budget),
+        rng=rng or random.Random(),
+        on_observation=on_observation,
+        on_overhead=on_overhead,
+        on_hedge=on_hedge,
+    )
+
+
+def build_prober(settings: Settings, engine: Engine) -> Prober:
+    """The active prober configured by `settings.routing.probes` (run it only when
+    `prober.settings.enabled`)."""
+    return Prober(engine, ProbeSettings(**settings.routing.probes.model_dump()))

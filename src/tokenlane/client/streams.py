@@ -1,0 +1,178 @@
+"""Streamed answers: iterators of chunks that know how they were routed.
+
+One `Stream` (sync) and one `AsyncStream` type serve both the in-process router and the
+gateway client; where the chunks come from is a small source object behind them. Always
+finish iterating or close the stream (`with` / `async with` do it): closing early releases
+the upstream connection, and the attempt is recorded as cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from ..stats.observation import Observation
+from .results import ChatCompletionChunk
+from .route import RouteInfo
+
+__all__ = ["AsyncChunkSource", "AsyncStream", "ChunkSource", "Stream"]
+
+
+class ChunkSource(Protocol):
+    """Where a sync stream's chunks come from."""
+
+    def next_chunk(self) -> dict[str, Any] | None:
+        """The next chunk dict; None at the end. Raises the typed error on failure."""
+        ...
+
+    def close(self) -> None:
+        """Stop early and release the upstream (idempotent)."""
+        ...
+
+    @property
+    def observation(self) -> Observation | None:
+        """What the attempt measured, once it ended (in-process only)."""
+        ...
+
+
+class AsyncChunkSource(Protocol):
+    """Where an async stream's chunks come from."""
+
+    async def next_chunk(self) -> dict[str, Any] | None:
+        """The next chunk dict; None at the end. Raises the typed error on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop early and release the upstream (idempotent)."""
+        ...
+
+    @property
+    def observation(self) -> Observation | None:
+        """What the attempt measured, once it ended (in-process only)."""
+        ...
+
+
+class _StreamBase:
+    __slots__ = ("_closed", "decision", "deployment")
+
+    def __init__(self, decision: RouteInfo | None, deployment: str | None) -> None:
+        self.decision = decision
+        self.deployment = deployment
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream ended, failed or was closed."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{type(self).__name__} {state} deployment={self.deployment!r}>"
+
+
+class Stream(_StreamBase):
+    """A streamed chat completion: iterate it for `ChatCompletionChunk`s.
+
+    The first token was already produced when this object was returned: `decision` and
+    `deployment` say who produces it; `observation` (in-process) fills in at the end. A
+    failure after the first token raises `StreamBroken`; nothing is switched silently.
+    """
+
+    __slots__ = ("_source",)
+
+    def __init__(
+        self, source: ChunkSource, *, decision: RouteInfo | None, deployment: str | None
+    ) -> None:
+        super().__init__(decision, deployment)
+        self._source = source
+
+    @property
+    def observation(self) -> Observation | None:
+        """What the attempt measured (TTFT, decode tokens/s, tokens, cost); None until the
+        stream ended, and always None from the gateway."""
+        return self._source.observation
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self
+
+    def __next__(self) -> ChatCompletionChunk:
+        if self._closed:
+            raise StopIteration
+        try:
+            raw = self._source.next_chunk()
+        except BaseException:
+            self.close()
+            raise
+        if raw is None:
+            self.close()
+            raise StopIteration
+        return ChatCompletionChunk(raw)
+
+    def close(self) -> None:
+        """Stop reading; an unfinished stream releases its upstream (recorded as cancelled)."""
+        if not self._closed:
+            self._closed = True
+            self._source.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncStream(_StreamBase):
+    """The async twin of `Stream`: `async for chunk in stream`, `await stream.aclose()`."""
+
+    __slots__ = ("_source",)
+
+    def __init__(
+        self, source: AsyncChunkSource, *, decision: RouteInfo | None, deployment: str | None
+    ) -> None:
+        super().__init__(decision, deployment)
+        self._source = source
+
+    @property
+    def observation(self) -> Observation | None:
+        """What the attempt measured (TTFT, decode tokens/s, tokens, cost); None until the
+        stream ended, and always None from the gateway."""
+        return self._source.observation
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            raw = await self._source.next_chunk()
+        except BaseException:
+            await self.aclose()
+            raise
+        if raw is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        return ChatCompletionChunk(raw)
+
+    async def aclose(self) -> None:
+        """Stop reading; an unfinished stream releases its upstream (recorded as cancelled)."""
+        if not self._closed:
+            self._closed = True
+            await self._source.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

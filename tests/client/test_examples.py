@@ -1,0 +1,49 @@
+"""Every example runs, offline, in seconds: they are executed here so they never rot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Each example and a line of its output that shows it did its job.
+EXPECTED = {
+    "route_in_process.py": "sort=price                       -> budget/budget-llama",
+    "streaming.py": "stopped early: outcome=cancelled",
+    "openai_sdk.py": "budget first    -> budget/budget-llama failed, swift/swift-llama answered",
+    "gateway_client.py": "only=budget: 503 no_deployment_available; attempts: budget/budget-ll",
+}
+TIMEOUT_S = 60
+
+
+def test_every_example_is_covered() -> None:
+    scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
+    assert scripts == set(EXPECTED)
+
+
+def test_examples_run() -> None:
+    # Started together, waited for together: the suite pays for the slowest, not the sum.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("TOKENLANE_API_KEY", None)
+    runs = {
+        name: subprocess.Popen([sys.executable, str(EXAMPLES / name)], cwd=EXAMPLES, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name in EXPECTED
+    }
+    failures = []
+    for name, proc in runs.items():
+        try:
+            out, _ = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            failures.append(f"{name}: still running after {TIMEOUT_S}s\n{out}")
+            continue
+        if proc.returncode != 0 or EXPECTED[name] not in out:
+            failures.append(f"{name}: exit {proc.returncode}\n{out}")
+    if failures:
+        pytest.fail("\n\n".join(failures))

@@ -17,9 +17,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .presets import PRESETS
-from .yamlfile import describe_validation_error, locate, read_yaml
 from .sim import SimSettings
 from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
+from .yamlfile import describe_validation_error, locate, read_yaml
 
 __all__ = [
     "AuthSettings",

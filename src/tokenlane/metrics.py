@@ -7,6 +7,7 @@ Estimates are read from the stats store at scrape time rather than pushed per re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -72,7 +73,7 @@ class Metrics:
 
 
 class _CircuitCollector(Collector):
-    _STATES = {"closed": 0, "half_open": 1, "open": 2}
+    _STATES: ClassVar[dict[str, int]] = {"closed": 0, "half_open": 1, "open": 2}
 
     def __init__(self, board: CircuitBoard, deployments: list[str]) -> None:
         self._board = board

@@ -22,11 +22,11 @@ from ..errors import (
     TokenlaneError,
     UpstreamRejected,
 )
+from ..routing.build import build_engine, build_prober
 from ..routing.options import MaxPrice, Percentiles, Require, RoutingOptions
 from ..routing.stream import StreamBroken
 from ..stats.observation import Observation
 from ._wire import ProviderArg
-from .build import build_engine, build_prober
 from .gateway import AsyncClient, Client, GatewayUnreachable
 from .openai_compat import (
     HasHeaders,

@@ -25,6 +25,7 @@ from typing import Any, Literal, Self, overload
 from ..clock import Clock
 from ..config import Settings, load_settings, parse_settings
 from ..request import ChatRequest, chat_request_from_body
+from ..routing.build import build_engine, build_prober
 from ..routing.engine import Completion
 from ..routing.options import RoutingOptions
 from ..routing.stream import ChatStream
@@ -32,7 +33,6 @@ from ..stats.observation import Observation
 from ..types import Catalog
 from ._runner import AsyncQueueSource, EngineRunner, ThreadQueueSource
 from ._wire import ProviderArg, chat_body
-from .build import build_engine, build_prober
 from .results import ChatCompletion, RouterStats
 from .route import RouteInfo
 from .streams import AsyncStream, Stream

@@ -12,6 +12,7 @@ switching: see `ChatStream`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -364,11 +365,8 @@ async def _cancel_losers(tasks: set[asyncio.Task[ChatStream]]) -> None:
     for task in tasks:
         task.cancel()
     for task in tasks:
-        try:
-            stream = await task
-        except BaseException:  # noqa: BLE001 - cancelled or failed: already recorded
-            continue
-        await stream.aclose()
+        with contextlib.suppress(BaseException):  # cancelled or failed: already recorded
+            await (await task).aclose()
 
 
 def upstream_body(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:

@@ -8,7 +8,6 @@ measured like any request), until the spend cap for the rolling day is reached.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass

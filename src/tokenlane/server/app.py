@@ -14,16 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ..clock import Clock, MonotonicClock
+from ..clock import Clock
 from ..config import Settings
 from ..errors import TokenlaneError, error_body
 from ..metrics import Metrics
-from ..routing.circuit import CircuitBoard, CircuitSettings
-from ..routing.engine import Engine
-from ..routing.hedge import HedgeBudget
-from ..routing.probes import ProbeSettings, Prober
-from ..routing.planner import PlannerSettings
-from ..stats.store import StatsSettings, StatsStore
+from ..routing.build import build_engine, build_prober
 from ..types import Catalog
 from .auth import Authenticator
 from .middleware import RequestContextMiddleware
@@ -44,28 +39,14 @@ def create_app(
     """Build the gateway. Raises ConfigError when settings and environment do not fit."""
     env = os.environ if env is None else env
     catalog = catalog or settings.resolve(env, source=source)
-    clock = clock or MonotonicClock()
-    r = settings.routing
-    stats = StatsStore(clock, StatsSettings(half_life_s=r.half_life_s,
-                                            stale_after_s=r.stale_after_s))
     deployment_ids = [d.id for m in catalog.models.values() for d in m.deployments]
-    metrics = Metrics(lambda: stats.snapshot(deployment_ids))
-    circuits = CircuitBoard(clock, CircuitSettings(**r.circuit.model_dump()))
-    metrics.watch_circuits(circuits, deployment_ids)
-    engine = Engine(
-        catalog,
-        clock=clock,
-        stats=stats,
-        planner=PlannerSettings(exploration_share=r.exploration_share),
-        circuits=circuits,
-        hedge_budget=HedgeBudget(r.hedge_budget),
-        rng=rng or random.Random(),
-        on_observation=metrics.observe,
-        on_overhead=metrics.overhead.observe,
-        on_hedge=metrics.on_hedge,
-    )
-
-    prober = Prober(engine, ProbeSettings(**r.probes.model_dump()))
+    metrics = Metrics(lambda: engine.stats.snapshot(deployment_ids))
+    engine = build_engine(settings, catalog, clock=clock, rng=rng,
+                          on_observation=metrics.observe,
+                          on_overhead=metrics.overhead.observe,
+                          on_hedge=metrics.on_hedge)
+    metrics.watch_circuits(engine.circuits, deployment_ids)
+    prober = build_prober(settings, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -171,9 +171,9 @@ class StatsStore:
                 longest_wait = wait if longest_wait is None else max(longest_wait, wait)
                 continue
             elapsed = now - attempt.first_at
-            if attempt.chunks >= s.live_min_tokens or elapsed >= s.live_min_seconds:
-                if elapsed > 0:
-                    rates.append(max(attempt.chunks - 1, 0) / elapsed)
+            enough = attempt.chunks >= s.live_min_tokens or elapsed >= s.live_min_seconds
+            if enough and elapsed > 0:
+                rates.append(max(attempt.chunks - 1, 0) / elapsed)
         if not rates:
             return None, longest_wait
         rates.sort()

@@ -13,14 +13,14 @@ from collections.abc import Callable
 
 from ..clock import Clock, MonotonicClock
 from ..config import Settings
-from ..routing.circuit import CircuitBoard, CircuitSettings
-from ..routing.engine import Engine
-from ..routing.hedge import HedgeBudget
-from ..routing.planner import PlannerSettings
-from ..routing.probes import Prober, ProbeSettings
 from ..stats.observation import Observation
 from ..stats.store import StatsSettings, StatsStore
 from ..types import Catalog
+from .circuit import CircuitBoard, CircuitSettings
+from .engine import Engine
+from .hedge import HedgeBudget
+from .planner import PlannerSettings
+from .probes import Prober, ProbeSettings
 
 __all__ = ["build_engine", "build_prober"]
 

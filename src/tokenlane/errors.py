@@ -99,6 +99,10 @@ class UpstreamRejected(TokenlaneError):
         self.type = str(err.get("type") or "invalid_request_error")
         self.deployment = deployment
 
+    def headers(self) -> dict[str, str]:
+        # Which deployment said no: a client debugging a 400 needs to know whose rules it broke.
+        return {"x-tokenlane-deployment": self.deployment}
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
@@ -135,6 +139,16 @@ class NoDeploymentAvailable(TokenlaneError):
         if rate_limited:
             # As OpenAI answers a rate-limited request.
             self.status, self.type, self.code = 429, "requests", "rate_limit_exceeded"
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        # Structured too, so clients need not parse the message (an extension of OpenAI's shape).
+        body["error"]["attempts"] = [
+            {"deployment": a.deployment, "outcome": a.outcome, "status": a.status,
+             "reason": a.reason}
+            for a in self.attempts
+        ]
+        return body
 
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:

@@ -128,9 +128,6 @@ def test_request_errors(client) -> None:
     assert bad.value.param == "provider.sortt" and bad.value.code == "invalid_routing_option"
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway does not name the deployment on an "
-                   "upstream's own 4xx yet (x-tokenlane-deployment), so an upstream 404 "
-                   "model_not_found reads as the gateway's ModelNotFound")
 def test_an_upstreams_4xx_is_upstream_rejected(client) -> None:
     with pytest.raises(UpstreamRejected) as rejected:
         client.chat(model="picky", messages=MESSAGES, stream=True)

@@ -10,7 +10,7 @@ import pytest
 
 import tokenlane
 
-MODULES = ["tokenlane", "tokenlane.client", "tokenlane.client.build", "tokenlane.client.gateway",
+MODULES = ["tokenlane", "tokenlane.client", "tokenlane.client.gateway",
            "tokenlane.client.openai_compat", "tokenlane.client.results",
            "tokenlane.client.route", "tokenlane.client.router", "tokenlane.client.streams"]
 

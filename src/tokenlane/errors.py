@@ -24,6 +24,7 @@ __all__ = [
     "AuthenticationFailed",
     "BodyTooLarge",
     "InvalidRequest",
+    "MethodNotAllowed",
     "ModelNotFound",
     "NoDeploymentAvailable",
     "TokenlaneError",
@@ -72,6 +73,12 @@ class ModelNotFound(TokenlaneError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class MethodNotAllowed(TokenlaneError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
 
 
 class BodyTooLarge(TokenlaneError):

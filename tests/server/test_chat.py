@@ -186,6 +186,13 @@ def test_unknown_route_is_openai_shaped(gw) -> None:
     validate_error(r.json())
 
 
+def test_chat_endpoint_wants_post(gw) -> None:
+    r = httpx.get(f"{gw.url}/v1/chat/completions")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    validate_error(r.json())
+    assert r.headers["x-request-id"]
+
+
 def test_request_id_is_echoed(gw) -> None:
     r = httpx.get(f"{gw.url}/healthz", headers={"x-request-id": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
@@ -223,6 +230,7 @@ def test_upstream_4xx_passes_through_and_keys_never_leak(caplog) -> None:
         with pytest.raises(openai.NotFoundError) as err:
             s.openai().chat.completions.create(model="m", messages=MESSAGES)
         assert err.value.status_code == 404
+        assert err.value.response.headers["x-tokenlane-deployment"] == "picky/picky-m"
         body = err.value.response.json()
         validate_error(body)
         assert SIM_KEY not in err.value.response.text
@@ -239,4 +247,7 @@ def test_all_deployments_failing_is_503_listing_attempts() -> None:
         assert err.value.status_code == 503
         message = err.value.response.json()["error"]["message"]
         assert "a/a-m: 5xx HTTP 500" in message and "b/b-m: 5xx HTTP 500" in message
-        assert SIM_KEY not in message
+        assert SIM_KEY not in err.value.response.text
+        attempts = err.value.response.json()["error"]["attempts"]
+        assert sorted((a["deployment"], a["outcome"], a["status"]) for a in attempts) == [
+            ("a/a-m", "5xx", 500), ("b/b-m", "5xx", 500)]

@@ -57,6 +57,11 @@ class UpstreamStream(Protocol):
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
 
+    def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The same chunks, grouped by the network read that brought them (never empty), so a
+        burst can be forwarded in one write."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

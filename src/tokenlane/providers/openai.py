@@ -69,14 +69,30 @@ class OpenAIStream:
         self.completed = False
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        async for batch in self.batches():
+            for chunk in batch:
+                yield chunk
+
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The chunks of each upstream read together: what is already here goes out as one."""
         decoder = SSEDecoder()
         try:
             async for piece in self._response.aiter_raw():
+                batch: list[dict[str, Any]] = []
                 for event in decoder.feed(piece):
                     if event.data == _DONE:
                         self.completed = True
+                        if batch:
+                            yield batch
                         return
-                    yield _parse_chunk(event.data, event.event)
+                    try:
+                        batch.append(_parse_chunk(event.data, event.event))
+                    except UpstreamBadResponse:
+                        if batch:  # what came before the bad event still goes out first
+                            yield batch
+                        raise
+                if batch:
+                    yield batch
         except httpx.HTTPError as exc:
             raise UpstreamBadResponse(f"connection lost mid-stream ({type(exc).__name__})") from exc
         if decoder.pending():

@@ -162,8 +162,9 @@ class Engine:
             stream = await self.open(request)
             assembler = CompletionAssembler()
             try:
-                async for chunk in stream:
-                    assembler.add(chunk)
+                async for batch in stream.batches():
+                    for chunk in batch:
+                        assembler.add(chunk)
                 break
             except StreamBroken:
                 broken.append(stream.deployment.id)
@@ -265,18 +266,20 @@ class Engine:
                 async with asyncio.timeout(ttft_budget):
                     upstream = await dialect.open_stream(
                         upstream_body(request, deployment), failover.connect_timeout_s)
-                    chunks = aiter(upstream)
+                    batches = upstream.batches()
                     head: list[dict[str, Any]] = []
                     # Hold back what precedes the first token (role-only chunks): until a
                     # token arrives nothing has reached the client and another deployment can
                     # still serve.
-                    async for chunk in chunks:
-                        head.append(chunk)
-                        if meter.see(chunk) or meter.finish_reason:
-                            return ChatStream(
-                                request, deployment, upstream, chunks, head, meter,
-                                self.finish_attempt, decision,
-                                stall_timeout=failover.stall_timeout_s, deadline=deadline)
+                    async for batch in batches:
+                        for i, chunk in enumerate(batch):
+                            head.append(chunk)
+                            if meter.see(chunk) or meter.finish_reason:
+                                return ChatStream(
+                                    request, deployment, upstream, batches, head, meter,
+                                    self.finish_attempt, decision,
+                                    stall_timeout=failover.stall_timeout_s, deadline=deadline,
+                                    rest=batch[i + 1:])
                     raise UpstreamBadResponse("stream ended before any output")
             except TimeoutError:
                 raise UpstreamTimeout(f"no first token within {ttft_budget:.2f}s") from None

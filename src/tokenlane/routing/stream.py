@@ -18,6 +18,7 @@ from ..providers.base import UpstreamBadResponse, UpstreamError, UpstreamStream
 from ..request import ChatRequest
 from ..stats.observation import Observation
 from ..types import Deployment
+from .watchdog import StallWatchdog
 
 if TYPE_CHECKING:
     from .decision import Decision
@@ -133,7 +134,7 @@ class ChatStream:
         request: ChatRequest,
         deployment: Deployment,
         upstream: UpstreamStream,
-        chunks: AsyncIterator[dict[str, Any]],
+        chunks: AsyncIterator[list[dict[str, Any]]],
         head: list[dict[str, Any]],
         meter: AttemptMeter,
         finish: Callable[[AttemptMeter, str, int | None], Observation],
@@ -141,6 +142,7 @@ class ChatStream:
         *,
         stall_timeout: float | None = None,
         deadline: float | None = None,
+        rest: list[dict[str, Any]] | None = None,
     ) -> None:
         self.request = request
         self.deployment = deployment
@@ -150,6 +152,7 @@ class ChatStream:
         self._upstream = upstream
         self._chunks = chunks
         self._head = head
+        self._rest = rest or []  # the first token's read also brought these (not yet seen)
         self._finish_attempt = finish
         self._stall_timeout = stall_timeout
         self._deadline = deadline  # event-loop time
@@ -157,24 +160,34 @@ class ChatStream:
         self._created: int | None = None
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        async for batch in self.batches():
+            for chunk in batch:
+                yield chunk
+
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Presented chunks, grouped as they arrived (one group per upstream read)."""
         try:
-            for chunk in self._head:
-                out = self._present(chunk)
-                if out is not None:
-                    yield out
-            self._head = []
-            while True:
-                try:
-                    async with asyncio.timeout(self._next_timeout()):
-                        chunk = await anext(self._chunks)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise UpstreamStalled(self._stall_message()) from None
-                self.meter.see(chunk)
-                out = self._present(chunk)
-                if out is not None:
-                    yield out
+            # The head was measured while the engine waited for the first token; the rest of
+            # that read was not.
+            first = self._take(self._head, measured=True) + self._take(self._rest)
+            self._head = self._rest = []
+            if first:
+                yield first
+            with StallWatchdog(self._stall_timeout, self._deadline) as watchdog:
+                while True:
+                    watchdog.waiting()
+                    try:
+                        batch = await anext(self._chunks)
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.CancelledError:
+                        if watchdog.stalled():
+                            raise UpstreamStalled(self._stall_message()) from None
+                        raise
+                    finally:
+                        watchdog.done_waiting()
+                    if outs := self._take(batch):
+                        yield outs
         except UpstreamError as exc:
             self._finish(exc.outcome, exc.status)
             raise StreamBroken(f"upstream {self.deployment.id} failed mid-stream: {exc}") from exc
@@ -184,16 +197,20 @@ class ChatStream:
                 f"upstream {self.deployment.id} ended the stream without a finish reason or [DONE]"
             )
         if self.request.include_usage and self.meter.usage is None:
-            yield self._synthetic_usage()
+            yield [self._synthetic_usage()]
         self._finish("ok")
 
-    def _next_timeout(self) -> float | None:
-        """Seconds the next chunk may take: the stall timeout, cut by the overall deadline."""
-        limit = self._stall_timeout
-        if self._deadline is not None:
-            left = self._deadline - asyncio.get_running_loop().time()
-            limit = left if limit is None else min(limit, left)
-        return None if limit is None else max(0.0, limit)
+    def _take(self, batch: list[dict[str, Any]], *, measured: bool = False
+              ) -> list[dict[str, Any]]:
+        """Measure (unless already done) and present a batch; what the client sees of it."""
+        see, present = self.meter.see, self._present
+        out = []
+        for chunk in batch:
+            if not measured:
+                see(chunk)
+            if (shown := present(chunk)) is not None:
+                out.append(shown)
+        return out
 
     def _stall_message(self) -> str:
         left = None

@@ -13,6 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from ..clock import Clock
 from ..config import Settings
@@ -21,6 +22,7 @@ from ..metrics import Metrics
 from ..routing.build import build_engine, build_prober
 from ..types import Catalog
 from .auth import Authenticator
+from .chat import CHAT_PATH, ChatCompletions
 from .middleware import RequestContextMiddleware
 from .routes import router
 
@@ -58,20 +60,37 @@ def create_app(
                 probing.cancel()
             await engine.aclose()
 
-    app = FastAPI(title="tokenlane", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    auth = Authenticator(settings.server.auth, env)
+    app = Gateway(
+        ChatCompletions(engine, auth, settings.server.max_body_bytes),
+        title="tokenlane", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
     app.state.prober = prober
-    app.state.auth = Authenticator(settings.server.auth, env)
-    app.state.max_body_bytes = settings.server.max_body_bytes
+    app.state.auth = auth
     app.state.model_cards = [_model_card(name) for name in catalog.models]
     app.include_router(router)
     app.add_exception_handler(TokenlaneError, _tokenlane_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+class Gateway(FastAPI):
+    """FastAPI for the small endpoints; the chat endpoint, which every request of consequence
+    hits, is served before FastAPI's per-request layers (see `server/chat.py`)."""
+
+    def __init__(self, chat: ChatCompletions, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.chat = RequestContextMiddleware(chat)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == CHAT_PATH:
+            await self.chat(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def _model_card(name: str) -> dict[str, Any]:

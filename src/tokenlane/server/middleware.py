@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from ..errors import error_body
 
@@ -35,7 +36,7 @@ class RequestContextMiddleware:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

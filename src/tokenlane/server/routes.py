@@ -1,26 +1,20 @@
-"""HTTP handlers: parse, authorize, hand to the engine, present. No routing logic here."""
+"""The small endpoints (models, stats, metrics, health). Chat completions: `chat.py`."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
-from ..errors import BodyTooLarge, ModelNotFound
-from ..request import parse_chat_request
-from ..routing.decision import Decision
+from ..errors import ModelNotFound
 from ..routing.engine import Engine
 from .auth import Authenticator
-from .streaming import SSE_HEADERS, sse_body
 
 __all__ = ["router"]
 
 router = APIRouter()
-T = TypeVar("T")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -34,29 +28,6 @@ def _engine(request: Request) -> Engine:
 def _authorize(request: Request) -> None:
     auth: Authenticator = request.app.state.auth
     auth.check(request.headers.get("authorization"))
-
-
-@router.post("/v1/chat/completions")
-async def chat_completions(request: Request) -> Response:
-    _authorize(request)
-    engine = _engine(request)
-    received_at = engine.clock.now()
-    raw = await _read_body(request, request.app.state.max_body_bytes)
-    chat = parse_chat_request(raw, request.headers.get("x-tokenlane-provider"))
-    chat.received_at = received_at
-    if not chat.stream:
-        result = await _unless_disconnected(request, engine.complete(chat))
-        return _json(result.body, headers=_route_headers(result.deployment.id, result.decision))
-    stream = await _unless_disconnected(request, engine.open(chat))
-    headers = {**SSE_HEADERS, **_route_headers(stream.deployment.id, stream.decision)}
-    return StreamingResponse(sse_body(stream), media_type="text/event-stream", headers=headers)
-
-
-def _route_headers(deployment: str, decision: Decision | None) -> dict[str, str]:
-    headers = {"x-tokenlane-deployment": deployment}
-    if decision is not None:
-        headers["x-tokenlane-route"] = decision.header()
-    return headers
 
 
 @router.get("/v1/router/stats")
@@ -89,42 +60,3 @@ async def get_model(request: Request, model_id: str) -> Response:
 @router.get("/healthz")
 async def healthz() -> Response:
     return _json({"status": "ok"})
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"Request body is larger than the limit of {limit} bytes.")
-    parts: list[bytes] = []
-    size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise BodyTooLarge(f"Request body is larger than the limit of {limit} bytes.")
-        parts.append(part)
-    return b"".join(parts)
-
-
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it if the client goes away first (which cancels the upstream)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        raise asyncio.CancelledError("client disconnected")
-    return task.result()
-
-
-async def _disconnected(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return

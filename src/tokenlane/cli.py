@@ -115,6 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
     gateway = uvicorn.Server(uvicorn.Config(
         app, host=server_settings.host, port=server_settings.port, http="httptools",
         log_level=args.log_level, access_log=False,
+        server_header=False,  # no need to tell the world which server version runs here
         timeout_graceful_shutdown=round(server_settings.drain_timeout_s),
     ))
     sim_server = _sim_server(settings, args.log_level)

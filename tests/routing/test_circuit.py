@@ -28,17 +28,35 @@ def test_consecutive_failures_open_then_half_open_trial_closes() -> None:
     assert b.state("d") == "closed" and b.acquire("d") and b.acquire("d")
 
 
-def test_failed_trial_reopens_for_longer() -> None:
-    b, clock = board(consecutive_failures=1, open_s=10, max_open_s=25)
+def test_slow_failed_trial_reopens_for_longer() -> None:
+    b, clock = board(consecutive_failures=1, open_s=10, max_open_s=25, slow_trial_s=2)
     b.record("d", "connect")
     clock.advance(10)
     assert b.acquire("d")
-    b.record("d", "connect")
+    clock.advance(5)  # the trial made its request wait, then timed out
+    b.record("d", "timeout")
     assert b.state("d") == "open" and b.retry_in("d") == 20
     clock.advance(20)
     assert b.acquire("d")
-    b.record("d", "5xx")
+    clock.advance(5)
+    b.record("d", "timeout")
     assert b.retry_in("d") == 25  # capped
+
+
+def test_fast_failed_trials_keep_the_short_cool_down() -> None:
+    # A 10-minute outage of instant 503s: a failed trial costs its request a quick fallback,
+    # so trials keep coming every open_s and the recovered deployment is back within open_s.
+    b, clock = board(consecutive_failures=1, open_s=30, max_open_s=300)
+    b.record("d", "5xx")
+    trials = 0
+    while clock.now() < 600:
+        clock.advance(b.retry_in("d"))
+        assert b.acquire("d")
+        trials += 1
+        b.record("d", "5xx")
+    assert trials == 20 and b.retry_in("d") == 30
+    clock.advance(30)
+    assert b.acquire("d") and b.record("d", "ok") and b.state("d") == "closed"
 
 
 def test_error_rate_in_window_opens_without_a_streak() -> None:

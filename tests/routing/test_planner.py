@@ -162,3 +162,49 @@ def test_half_open_circuit_gets_its_trial_and_open_ones_go_last() -> None:
     estimates["cheap/m"] = estimate("cheap", 1.0, 30, circuit="half_open", error_rate=1.0)
     decision = decide({"provider": {"sort": "throughput"}}, snapshot=Snapshot(0.0, estimates))
     assert order(decision) == ["cheap", "snappy", "fast"] and decision.why == "trial"
+
+
+SLO = {"provider": {"sort": "price", "require": {"max_latency": 0.6}}}
+
+
+def test_cold_gateway_serves_a_hard_slo_by_measuring_first() -> None:
+    decision = decide(SLO, snapshot=Snapshot(0.0, {}))
+    assert decision.why == "cold" and len(decision.plan) == 3
+    # Measured now: a fresh miss is honoured (cheap, 1.0 s), a fresh pass is used.
+    assert order(decide(SLO)) == ["snappy", "fast"]
+
+
+def test_price_limits_bind_even_before_anything_is_measured() -> None:
+    decision = decide({"provider": {"require": {"max_cost": 0.0005}}},
+                      snapshot=Snapshot(0.0, {}))
+    assert "fast" not in order(decision)  # 200 tokens × $4/1M = $0.0008
+    decision = decide({"provider": {"max_price": {"completion": 1.0}}},
+                      snapshot=Snapshot(0.0, {}))
+    assert order(decision) == ["cheap"]
+
+
+def test_a_miss_on_old_numbers_is_rechecked_within_the_exploration_share() -> None:
+    estimates = dict(SNAPSHOT.estimates)
+    estimates["cheap/m"] = estimate("cheap", 1.0, 30, age_s=120.0)  # missed, two minutes ago
+    snap = Snapshot(0.0, estimates)
+    settings = PlannerSettings(exploration_share=0.1, recheck_after_s=60.0)
+    plans = [decide(SLO, snapshot=snap, settings=settings, seed=i) for i in range(1000)]
+    firsts = [order(p)[0] for p in plans]
+    assert 50 <= firsts.count("cheap") <= 150  # bounded: the exploration share
+    assert {p.why for p in plans if order(p)[0] == "cheap"} == {"explore"}
+    # Otherwise it is only the last fallback, behind everything that meets the SLO.
+    assert all(order(p) == ["snappy", "fast", "cheap"] for p in plans if p.why == "policy")
+    # Fresh numbers that miss: never used, whatever the draw.
+    fresh = Snapshot(0.0, {**estimates, "cheap/m": estimate("cheap", 1.0, 30, age_s=5.0)})
+    for i in range(200):
+        assert "cheap" not in order(decide(SLO, snapshot=fresh, settings=settings, seed=i))
+
+
+def test_a_suspected_shift_gets_confirmed_before_the_constraint_binds() -> None:
+    estimates = dict(SNAPSHOT.estimates)
+    # Its median still says 1.0 s, but its latest sample was far quicker.
+    estimates["cheap/m"] = estimate("cheap", 1.0, 30, age_s=1.0, shifting=True)
+    decision = decide(SLO, snapshot=Snapshot(0.0, estimates))
+    assert order(decision)[0] == "cheap" and decision.why == "confirm"
+    estimates["cheap/m"] = estimate("cheap", 1.0, 30, age_s=1.0, shifting=True, in_flight=1)
+    assert order(decide(SLO, snapshot=Snapshot(0.0, estimates)))[0] == "snappy"  # one at a time

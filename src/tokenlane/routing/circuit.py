@@ -3,7 +3,13 @@
     closed ──(N consecutive failures, or error rate over a threshold in a window,
               or a 429 with Retry-After)──▶ open
     open ──(cool-down or Retry-After elapsed)──▶ half_open: exactly one trial request
-    half_open ──trial ok──▶ closed        half_open ──trial fails──▶ open (cool-down doubles)
+    half_open ──trial ok──▶ closed        half_open ──trial fails──▶ open again
+
+Cool-downs after a failed trial: a recovered deployment waits out whatever cool-down it is in
+(half of it on average), so short is better, unless trials hurt. A trial that fails fast (a
+503, a refused connection) costs its request a fallback of milliseconds: the cool-down stays
+`open_s`. One that failed slowly (a timeout, a stall) made a user wait: the cool-down doubles,
+up to `max_open_s`.
 
 Only failures that say something about the deployment count: client faults (4xx) and
 cancellations do not.
@@ -29,10 +35,12 @@ class CircuitSettings:
     window_s: float = 60.0
     open_s: float = 30.0
     max_open_s: float = 300.0
+    # A failed trial that took longer than this (from `acquire` to `record`) backs off.
+    slow_trial_s: float = 2.0
 
 
 class _Circuit:
-    __slots__ = ("open_for", "recent", "state", "streak", "trial", "until")
+    __slots__ = ("open_for", "recent", "state", "streak", "trial", "trial_at", "until")
 
     def __init__(self) -> None:
         self.state = "closed"
@@ -40,6 +48,7 @@ class _Circuit:
         self.streak = 0
         self.recent: deque[tuple[float, bool]] = deque()
         self.trial = False
+        self.trial_at = 0.0
         self.open_for = 0.0
 
 
@@ -83,6 +92,7 @@ class CircuitBoard:
         if c.trial:
             return False
         c.trial = True
+        c.trial_at = self.clock.now()
         return True
 
     def record(self, deployment: str, outcome: str, retry_after: float | None = None) -> bool:
@@ -111,7 +121,8 @@ class CircuitBoard:
         too_many = len(c.recent) >= s.min_requests and failures / len(c.recent) > s.error_rate
         seconds = 0.0
         if c.state == "half_open":
-            seconds = min(max(c.open_for * 2, s.open_s), s.max_open_s)  # failed trial: back off
+            slow = c.trial and now - c.trial_at > s.slow_trial_s
+            seconds = min(max(c.open_for * 2, s.open_s), s.max_open_s) if slow else s.open_s
         elif c.state == "closed" and (c.streak >= s.consecutive_failures or too_many):
             seconds = s.open_s
         if outcome == "429" and retry_after:

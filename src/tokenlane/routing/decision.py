@@ -6,8 +6,9 @@ Header format (compact, one line, `; `-separated fields):
     candidates=blaze/llama-3.3-70b ttft=0.312 tps=1790 usd=0.000160 n=42,swift/... n=0
 
 `why` is `policy` (ranked first), `explore` (exploration share), `cold` (no samples yet),
-`trial` (its circuit's half-open trial), `order` (the request's order) or `only` (a single
-candidate left). Candidates are listed
+`confirm` (its latest samples contradict its estimates: settling whether it changed), `trial`
+(its circuit's half-open trial), `order` (the request's order) or `only` (a single candidate
+left). Candidates are listed
 best first (at most five); `ttft` seconds at p50 for this prompt, `tps` decode tokens/s,
 `usd` predicted cost of this request, `n` samples behind the estimate (0 = prior).
 """

@@ -2,10 +2,26 @@
 
     1. hard filters: `only`, `ignore`, `max_price`, `require`, context window
     2. the policy ranks what is left (request `sort`, model suffix, or the model's default)
-    3. the request's `order` goes first; soft preferences and unreliable deployments go last
-    4. exploration: deployments never measured are tried once each (one at a time); stale or
-       thinly measured ones get a bounded share of traffic
+    3. the request's `order` goes first; soft preferences, deployments that cannot yet show they
+       meet a hard constraint, and unreliable ones go last
+    4. exploration: deployments never measured are tried once each (one at a time); one whose
+       recent samples disagree with its estimates gets a request or two to settle it; stale,
+       thinly measured or unproven ones get a bounded share of traffic
     5. `allow_fallbacks: false` keeps only the first
+
+Hard constraints (`require`) and what the gateway knows. `max_cost` and `max_price` rest on
+configured prices, known before any request: they always apply. `min_throughput` and
+`max_latency` rest on measurements, and a miss only excludes while it is recent: a deployment
+measured within `recheck_after_s` (not stale, no level shift pending) whose estimates miss is
+never used. One never measured, or missing only on older numbers, is not excluded but
+*unproven*: it goes after every deployment whose estimates meet the constraint, so it serves
+only as an exploration pick (once while unmeasured, then within `exploration_share`) or as a
+fallback when nothing else is left. So a cold gateway serves requests that carry an SLO
+instead of refusing them (each deployment is tried, then the constraint applies), and a
+deployment excluded for being slow is re-measured now and then and can win its traffic back
+once it is faster. The price is bounded: one that still misses gets about one request per
+`recheck_after_s` (plus a wait for the exploration draw). With `exploration_share: 0` only
+active probes and last-resort fallbacks re-measure an excluded deployment.
 """
 
 from __future__ import annotations
@@ -16,7 +32,7 @@ from dataclasses import dataclass
 
 from ..errors import NoDeploymentAvailable
 from ..request import ChatRequest
-from ..stats.snapshot import Snapshot
+from ..stats.snapshot import DeploymentEstimate, Snapshot
 from ..types import ModelRoute
 from .decision import Decision
 from .options import Percentiles, RoutingOptions
@@ -36,6 +52,9 @@ class PlannerSettings:
     min_weight: float = 2.0
     # Deployments failing more often than this are tried after the others.
     max_error_rate: float = 0.5
+    # A measurement older than this no longer proves a deployment misses a hard constraint
+    # on TTFT or decode speed (see the module docstring).
+    recheck_after_s: float = 60.0
 
 
 def plan(
@@ -57,11 +76,12 @@ def plan(
         Candidate(d, predict(d, e, request.prompt_tokens, output_tokens, prior), e)
         for d, e in zip(route.deployments, estimates, strict=True)
     ]
-    candidates = _filter(candidates, options, request.prompt_tokens)
+    candidates, unproven = _filter(candidates, options, request.prompt_tokens, settings)
     if not candidates:
         raise NoDeploymentAvailable(
             f"No deployment of {route.name} satisfies the request's routing constraints "
-            "(only/ignore/max_price/require/context window)"
+            "(only/ignore/max_price/require/context window; `require` judged on recent "
+            "measurements)"
         )
     ctx = RankContext(
         prompt_tokens=request.prompt_tokens,
@@ -71,17 +91,21 @@ def plan(
         order=tuple(options.order or ()),
     )
     ranked = POLICIES[policy_name](ctx, candidates, snapshot, rng)
-    ranked, why = _arrange(ranked, options, settings, rng,
+    ranked, why = _arrange(ranked, options, settings, rng, unproven,
                            explore=policy_name not in STATIC_POLICIES)
     if not options.allow_fallbacks:
         ranked = ranked[:1]
     return Decision(policy_name, why, tuple(ranked))
 
 
-def _filter(candidates: list[Candidate], options: RoutingOptions, prompt: int) -> list[Candidate]:
+def _filter(
+    candidates: list[Candidate], options: RoutingOptions, prompt: int, settings: PlannerSettings
+) -> tuple[list[Candidate], set[str]]:
+    """What may serve the request, and which of those cannot yet show they meet `require`."""
     out = []
+    unproven: set[str] = set()
     for c in candidates:
-        d, p = c.deployment, c.prediction
+        d, p, e = c.deployment, c.prediction, c.estimate
         if options.only and not any(c.matches(n) for n in options.only):
             continue
         if options.ignore and any(c.matches(n) for n in options.ignore):
@@ -94,18 +118,33 @@ def _filter(candidates: list[Candidate], options: RoutingOptions, prompt: int) -
             if mp.completion is not None and d.price.output > mp.completion:
                 continue
         if (req := options.require) is not None:
-            # Hard constraints bind on what was measured; an unmeasured deployment can't prove
-            # it meets them, so it is left out rather than risked.
-            if (req.min_throughput is not None or req.max_latency is not None) and not p.measured:
-                continue
-            if req.min_throughput is not None and p.decode_tps < req.min_throughput:
-                continue
-            if req.max_latency is not None and p.ttft_s > req.max_latency:
-                continue
             if req.max_cost is not None and p.cost_usd > req.max_cost:
-                continue
+                continue  # prices are configured: known, binding from the first request
+            # A miss excludes only when the numbers are recent; a deployment never measured,
+            # or missing on old numbers, is unproven (explored, then judged again).
+            fresh = _binds(e, settings)
+            if req.min_throughput is not None:
+                if e is None or e.decode_tps_p50 is None:
+                    unproven.add(d.id)
+                elif p.decode_tps < req.min_throughput:
+                    if fresh:
+                        continue
+                    unproven.add(d.id)
+            if req.max_latency is not None:
+                if not p.measured:
+                    unproven.add(d.id)
+                elif p.ttft_s > req.max_latency:
+                    if fresh:
+                        continue
+                    unproven.add(d.id)
         out.append(c)
-    return out
+    return out, unproven
+
+
+def _binds(e: DeploymentEstimate | None, settings: PlannerSettings) -> bool:
+    """Are these numbers recent and settled enough to exclude a deployment on?"""
+    return (e is not None and e.age_s is not None and not e.stale and not e.shifting
+            and e.age_s < settings.recheck_after_s)
 
 
 def _arrange(
@@ -113,14 +152,18 @@ def _arrange(
     options: RoutingOptions,
     settings: PlannerSettings,
     rng: random.Random,
+    unproven: set[str],
     explore: bool,
 ) -> tuple[list[Candidate], str]:
     def demoted(c: Candidate) -> int:
-        # Stable partition keys: 0 = fine, 1 = misses a soft preference, 2 = unreliable,
-        # 3 = circuit open (the walk skips it; listed last so the decision shows it).
+        # Stable partition keys: 0 = fine, 1 = misses a soft preference, 2 = not yet shown to
+        # meet a hard constraint, 3 = unreliable, 4 = circuit open (the walk skips it; listed
+        # last so the decision shows it).
         if c.estimate is not None and c.estimate.circuit == "open":
-            return 3
+            return 4
         if c.prediction.error_rate > settings.max_error_rate:
+            return 3
+        if c.deployment.id in unproven:
             return 2
         return 1 if _misses_preferences(c, options) else 0
 
@@ -146,8 +189,14 @@ def _arrange(
     if cold:
         first = cold[0]
         return [first] + [c for c in ranked if c is not first], "cold"
-    thin = [c for c in ranked[1:] if c.estimate is not None and
-            (c.estimate.stale or c.estimate.weight < settings.min_weight)]
+    # Recent samples contradict the estimates: a request or two (one at a time) confirm the
+    # new level or dismiss the outliers, rather than waiting for the exploration share.
+    shifting = next((c for c in ranked[1:] if c.estimate is not None and c.estimate.shifting
+                     and c.estimate.in_flight == 0 and demoted(c) < 3), None)
+    if shifting is not None:
+        return [shifting] + [c for c in ranked if c is not shifting], "confirm"
+    thin = [c for c in ranked[1:] if c.deployment.id in unproven or (c.estimate is not None and
+            (c.estimate.stale or c.estimate.weight < settings.min_weight))]
     if thin and rng.random() < settings.exploration_share:
         pick = thin[rng.randrange(len(thin))]
         return [pick] + [c for c in ranked if c is not pick], "explore"

@@ -52,7 +52,7 @@ class Prober:
             snapshot = self.engine.stats.snapshot(d.id for d in route.deployments)
             for d in route.deployments:
                 e = snapshot.estimates[d.id]
-                thin = e.stale or e.weight < self.settings.min_weight
+                thin = e.stale or e.shifting or e.weight < self.settings.min_weight
                 if d.id in seen or not thin or e.in_flight:
                     continue
                 if self.engine.circuits.state(d.id) == "open":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["DecayedMean", "DecayedQuantiles", "DecayedRegression"]
+__all__ = ["DecayedMean", "DecayedQuantiles", "DecayedRegression", "LevelShift"]
 
 
 def _decay(age: float, half_life: float) -> float:
@@ -53,6 +53,11 @@ class DecayedQuantiles:
 
     def __len__(self) -> int:
         return len(self._samples)
+
+    def forget_before(self, at: float) -> None:
+        """Drop samples taken before `at` (a level shift made them describe another regime)."""
+        while self._samples and self._samples[0][0] < at:
+            self._samples.popleft()
 
     def quantiles(self, qs: tuple[float, ...], now: float) -> tuple[float, ...] | None:
         if not self._samples:
@@ -107,3 +112,59 @@ class DecayedRegression:
             return 0.0
         cov = self._xy / self._w - mean_x * (self._y / self._w)
         return max(0.0, cov / var)  # prompt length never makes the first token come sooner
+
+
+class LevelShift:
+    """Notices when a measured level moves, so history stops outvoting the present.
+
+    Time decay alone adapts slowly under steady traffic: after a deployment's decode speed
+    drops, its decayed median moves only once the new samples outweigh every old one still in
+    the window (about as many requests as it served in the last half-life). Here, `samples`
+    observations in a row that all sit more than `factor` times away from the decayed
+    geometric mean, on the same side, are taken as a new level: `add` then returns when the
+    run began, and the caller forgets what came before. A run in progress is `pending`.
+
+    With 10% jitter nothing ever comes near a factor of 1.5; a false alarm needs `samples`
+    consecutive outliers on one side, and costs only a median rebuilt from those samples.
+    """
+
+    __slots__ = ("_log", "_run", "_side", "factor", "half_life", "samples")
+
+    def __init__(self, half_life: float, factor: float, samples: int) -> None:
+        self.half_life = half_life
+        self.factor = factor
+        self.samples = samples
+        self._log = DecayedMean(half_life)  # log values: the mean is a geometric mean
+        self._run: list[tuple[float, float]] = []  # (at, log value) of the current outliers
+        self._side = 0
+
+    @property
+    def pending(self) -> bool:
+        """Some recent samples disagree with the level, not yet enough to call it a shift."""
+        return bool(self._run)
+
+    def add(self, value: float, at: float) -> float | None:
+        """Count one sample; the time the new level began when this one confirms a shift."""
+        if value <= 0:
+            return None
+        x = math.log(value)
+        center = self._log.value()
+        side = 0
+        if center is not None and abs(x - center) > math.log(self.factor):
+            side = 1 if x > center else -1
+        if side == 0 or self.samples < 1:
+            self._run.clear()
+            self._log.add(x, at)
+            return None
+        if side != self._side:
+            self._run.clear()
+        self._side = side
+        self._run.append((at, x))
+        if len(self._run) < self.samples:
+            return None  # held out of the mean until confirmed: one outlier moves nothing
+        began = self._run[0][0]
+        self._log = DecayedMean(self.half_life)
+        for t, v in self._run:
+            self._log.add(v, t)
+        self._run.clear()
+        return began

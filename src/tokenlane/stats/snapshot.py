@@ -30,6 +30,9 @@ class DeploymentEstimate:
     live_decode_tps: float | None = None
     live_wait_s: float | None = None
     circuit: str = "closed"
+    # Recent samples disagree with the estimates (a level shift is suspected, not yet
+    # confirmed): the planner sends it a request or two to settle the question.
+    shifting: bool = False
 
     @property
     def known(self) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..clock import Clock
-from .decay import DecayedMean, DecayedQuantiles, DecayedRegression
+from .decay import DecayedMean, DecayedQuantiles, DecayedRegression, LevelShift
 from .observation import Observation
 from .snapshot import DeploymentEstimate, Snapshot
 
@@ -30,6 +30,12 @@ class StatsSettings:
     # Quantiles cost a sort and an exp() per sample: under load, recompute them at most this
     # often (new samples in between wait their turn; routing on 0.5 s old medians is fine).
     quantile_refresh_s: float = 0.5
+    # Level shifts (see `LevelShift`): this many samples in a row, each this many times off
+    # the recent level on the same side, replace the history. TTFT is heavier-tailed than
+    # decode speed, so it takes a larger factor.
+    shift_samples: int = 3
+    decode_shift_factor: float = 1.5
+    ttft_shift_factor: float = 2.0
 
 
 class LiveAttempt(Protocol):
@@ -41,7 +47,8 @@ class LiveAttempt(Protocol):
 
 
 class _DeploymentStats:
-    def __init__(self, half_life: float) -> None:
+    def __init__(self, s: StatsSettings) -> None:
+        half_life = s.half_life_s
         self.samples = 0
         self.last_at: float | None = None
         self.ttft = DecayedQuantiles(half_life)
@@ -51,6 +58,8 @@ class _DeploymentStats:
         self.rate_limited = DecayedMean(half_life)
         self.cost = DecayedMean(half_life)
         self.output = DecayedMean(half_life)
+        self.ttft_shift = LevelShift(half_life, s.ttft_shift_factor, s.shift_samples)
+        self.decode_shift = LevelShift(half_life, s.decode_shift_factor, s.shift_samples)
 
         self._quantiles: tuple[float, int, Any, Any] | None = None
 
@@ -75,9 +84,21 @@ class _DeploymentStats:
             self.failures.add(1.0 if obs.outcome in _FAILURES else 0.0, at)
             self.rate_limited.add(1.0 if obs.outcome == "429" else 0.0, at)
         if obs.ttft_s is not None:
+            # Judged at the typical prompt length, so a long prompt is not mistaken for a shift.
+            mean_x = self.ttft_fit.mean_x()
+            typical = obs.ttft_s
+            if mean_x is not None:
+                grow = self.ttft_fit.slope(min_spread=50.0) * (obs.prompt_tokens - mean_x)
+                typical = max(obs.ttft_s - grow, obs.ttft_s * 0.25)
+            if (began := self.ttft_shift.add(typical, at)) is not None:
+                self.ttft.forget_before(began)
+                self._quantiles = None
             self.ttft.add(obs.ttft_s, at)
             self.ttft_fit.add(obs.prompt_tokens, obs.ttft_s, at)
         if obs.decode_tps is not None:
+            if (began := self.decode_shift.add(obs.decode_tps, at)) is not None:
+                self.decode.forget_before(began)
+                self._quantiles = None
             self.decode.add(obs.decode_tps, at)
         if obs.output_tokens > 0:
             # Weighted by tokens: sum(cost) / sum(tokens), both decayed alike.
@@ -95,7 +116,7 @@ class StatsStore:
     def observe(self, obs: Observation) -> None:
         stats = self._stats.get(obs.deployment)
         if stats is None:
-            stats = self._stats[obs.deployment] = _DeploymentStats(self.settings.half_life_s)
+            stats = self._stats[obs.deployment] = _DeploymentStats(self.settings)
         stats.add(obs)
 
     def forget_failures(self, deployment: str) -> None:
@@ -157,6 +178,7 @@ class StatsStore:
             in_flight=len(live),
             live_decode_tps=live_tps,
             live_wait_s=live_wait,
+            shifting=stats.ttft_shift.pending or stats.decode_shift.pending,
         )
 
     def _live_signals(

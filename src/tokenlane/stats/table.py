@@ -27,7 +27,9 @@ def _state(d: dict[str, Any]) -> str:
         return f"circuit {d['circuit']}"
     if not d.get("samples"):
         return "unmeasured"
-    return "stale" if d.get("stale") else "fresh"
+    if d.get("stale"):
+        return "stale"
+    return "shifting" if d.get("shifting") else "fresh"
 
 
 def render_stats(report: dict[str, Any]) -> str:

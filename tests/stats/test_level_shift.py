@@ -1,0 +1,70 @@
+"""Level shifts: a new regime replaces history within a few samples; jitter never does."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tokenlane.clock import ManualClock
+from tokenlane.stats.decay import LevelShift
+from tokenlane.stats.observation import Observation
+from tokenlane.stats.store import StatsSettings, StatsStore
+
+
+def test_jitter_never_looks_like_a_shift() -> None:
+    rng = random.Random(7)
+    detector = LevelShift(half_life=300, factor=1.5, samples=3)
+    for i in range(5000):
+        assert detector.add(900 * (1 + 0.1 * (2 * rng.random() - 1)), at=i) is None
+        assert not detector.pending
+
+
+def test_a_run_of_outliers_on_one_side_is_a_shift() -> None:
+    detector = LevelShift(half_life=300, factor=1.5, samples=3)
+    for i in range(100):
+        detector.add(900, at=i)
+    assert detector.add(250, at=100) is None and detector.pending
+    assert detector.add(260, at=101) is None
+    assert detector.add(240, at=102) == 100  # began with the first of the run
+    assert not detector.pending
+    assert detector.add(255, at=103) is None and not detector.pending  # the new normal
+
+
+def test_an_isolated_outlier_or_mixed_sides_are_not() -> None:
+    detector = LevelShift(half_life=300, factor=1.5, samples=3)
+    for i in range(20):
+        detector.add(100, at=i)
+    for at, value in enumerate((300, 30, 300, 100, 300, 300, 100), start=20):
+        assert detector.add(value, at=at) is None
+
+
+def observe(store: StatsStore, clock: ManualClock, tps: float, ttft: float = 0.3,
+            prompt: int = 100) -> None:
+    clock.advance(1)
+    store.observe(Observation("a", clock.now(), "ok", prompt, 100, ttft, tps, 1.0, 0.0))
+
+
+def test_store_rebases_decode_speed_after_a_slowdown() -> None:
+    clock = ManualClock(start=0)
+    store = StatsStore(clock, StatsSettings(half_life_s=300))
+    for _ in range(120):
+        observe(store, clock, 900)
+    for n in range(1, 4):
+        observe(store, clock, 250)
+        e = store.snapshot(["a"]).estimates["a"]
+        assert e.shifting == (n < 3)
+    assert e.decode_tps_p50 == pytest.approx(250)
+    assert e.samples == 123  # counts and error rates keep their history
+
+
+def test_long_prompts_are_not_mistaken_for_a_ttft_shift() -> None:
+    clock = ManualClock(start=0)
+    store = StatsStore(clock, StatsSettings(half_life_s=300))
+    rng = random.Random(1)
+    for _ in range(200):  # TTFT = 0.2 s + 0.5 s per 1k prompt tokens
+        prompt = rng.choice((100, 2000, 8000))
+        observe(store, clock, 300, ttft=0.2 + 0.5 * prompt / 1000, prompt=prompt)
+    for _ in range(5):
+        observe(store, clock, 300, ttft=0.2 + 0.5 * 8, prompt=8000)
+        assert not store.snapshot(["a"]).estimates["a"].shifting

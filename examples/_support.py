@@ -56,8 +56,9 @@ def simulated_providers(**overrides: dict[str, Any]) -> Iterator[tuple[Simulator
     `overrides` change a provider's spec, e.g. `budget={"error_rate": 1.0}`.
     """
     specs = [
-        SimProviderSpec(name=name, ttft_s=ttft, tokens_per_s=tps, output_tokens=24, jitter=0.1,
-                        time_scale=TIME_SCALE, seed=i, **overrides.get(name, {}))
+        SimProviderSpec(**{"name": name, "ttft_s": ttft, "tokens_per_s": tps,
+                           "output_tokens": 24, "jitter": 0.1, "time_scale": TIME_SCALE,
+                           "seed": i, **overrides.get(name, {})})
         for i, (name, (ttft, tps, _, _)) in enumerate(PROVIDERS.items())
     ]
     sim = Simulator(specs)
@@ -67,7 +68,13 @@ def simulated_providers(**overrides: dict[str, Any]) -> Iterator[tuple[Simulator
 
 def config(sim_url: str, **routing: Any) -> dict[str, Any]:
     """A tokenlane config (what `tokenlane serve --config` reads) for the simulated
-    providers; no API keys needed."""
+    providers; no API keys needed.
+
+    Exploration is off unless asked for: by default a small share of requests goes to a
+    deployment with thin measurements, at random, and an example should print the same thing
+    every time it runs. Unmeasured deployments are still tried once each (`why=cold`).
+    """
+    routing.setdefault("exploration_share", 0.0)
     return {
         "server": {"auth": {"enabled": False}},
         "providers": {name: {"base_url": Simulator.base_url(sim_url, name)}

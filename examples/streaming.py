@@ -28,7 +28,7 @@ def show_decision(stream: Stream | AsyncStream) -> None:
 
 
 def sync_stream(router: Router) -> None:
-    with router.chat(model=MODEL, messages=MESSAGES, stream=True,
+    with router.chat(model=MODEL, messages=MESSAGES, stream=True, max_tokens=24,
                      provider={"sort": "latency"}) as stream:
         show_decision(stream)
         for chunk in stream:
@@ -40,7 +40,7 @@ def sync_stream(router: Router) -> None:
 
 
 async def async_stream(router: Router) -> None:
-    stream = await router.achat(model=MODEL, messages=MESSAGES, stream=True,
+    stream = await router.achat(model=MODEL, messages=MESSAGES, stream=True, max_tokens=24,
                                 provider={"only": ["blaze"]})
     show_decision(stream)
     async with stream:
@@ -54,6 +54,8 @@ async def async_stream(router: Router) -> None:
 
 
 def stop_early(router: Router) -> None:
+    # No max_tokens: budget's answers here are long (see main), so the stream is surely still
+    # running when it is closed, however slowly this process gets to run.
     with router.chat(model=MODEL, messages=MESSAGES, stream=True,
                      provider={"only": ["budget"]}) as stream:
         for i, chunk in enumerate(stream):
@@ -71,7 +73,9 @@ def warm_up(router: Router) -> None:
 
 
 def main() -> None:
-    with simulated_providers() as (_, sim_url), Router(config(sim_url)) as router:
+    # Budget writes 4,000-token answers unless max_tokens says less: stop_early cuts one short.
+    with (simulated_providers(budget={"output_tokens": 4000}) as (_, sim_url),
+          Router(config(sim_url)) as router):
         warm_up(router)
         sync_stream(router)
         asyncio.run(async_stream(router))

@@ -19,39 +19,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import (
-        AsyncClient,
-        AsyncStream,
-        Attempt,
-        AuthenticationFailed,
-        BodyTooLarge,
-        ChatCompletion,
-        ChatCompletionChunk,
-        Client,
-        DeploymentStats,
-        GatewayUnreachable,
-        InvalidRequest,
-        MaxPrice,
-        ModelNotFound,
-        ModelStats,
-        NoDeploymentAvailable,
-        Observation,
-        Percentiles,
-        Require,
-        RouteCandidate,
-        RouteInfo,
-        Router,
-        RouterStats,
-        RoutingOptions,
-        Stream,
-        StreamBroken,
-        TokenlaneError,
-        UpstreamRejected,
-        decision_from,
-        error_from,
-        openai_extra,
-        parse_route_header,
-    )
+    # What `__getattr__` resolves, for type checkers: every name of `tokenlane.client` (the
+    # library; `__all__` below picks the ones `from tokenlane import *` takes) and ConfigError.
+    from .client import *
     from .config import ConfigError
 
     __version__: str
@@ -94,10 +64,6 @@ __all__ = [
 
 # Imported on first use (PEP 562): `tokenlane check` or `import tokenlane.config` should not pay
 # for the engine, httpx and aiohttp.
-_LAZY = {name: "tokenlane.client" for name in __all__ if not name.startswith("__")}
-_LAZY["ConfigError"] = "tokenlane.config"
-
-
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
@@ -106,10 +72,13 @@ def __getattr__(name: str) -> Any:
             value: Any = version("tokenlane")
         except PackageNotFoundError:  # pragma: no cover - a source tree, not installed
             value = "0+unknown"
-    elif name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name == "ConfigError":
+        from .config import ConfigError as value
     else:
-        raise AttributeError(f"module 'tokenlane' has no attribute {name!r}")
+        client = None if name.startswith("__") else importlib.import_module("tokenlane.client")
+        if client is None or name not in client.__all__:
+            raise AttributeError(f"module 'tokenlane' has no attribute {name!r}")
+        value = getattr(client, name)
     globals()[name] = value
     return value
 

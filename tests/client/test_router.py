@@ -24,7 +24,6 @@ from tokenlane import (
     RoutingOptions,
     Stream,
     StreamBroken,
-    UpstreamRejected,
 )
 from tokenlane.sim import Simulator
 
@@ -125,24 +124,6 @@ def test_stats_are_the_engines_live_estimates(r) -> None:
     assert r.models() == ["m", "failing", "picky", "broken", "trickle", "slowstart"]
 
 
-def test_all_failing_is_no_deployment_available_with_every_attempt(r) -> None:
-    with pytest.raises(NoDeploymentAvailable) as err:
-        r.chat(model="failing", messages=MESSAGES)
-    exc = err.value
-    assert [(a.deployment, a.outcome, a.status) for a in exc.attempts] == [
-        ("bad1/bad1-failing", "5xx", 500), ("bad2/bad2-failing", "5xx", 500)]
-    assert (exc.status, exc.type, exc.code) == (503, "service_unavailable",
-                                                "no_deployment_available")
-
-
-async def test_async_errors_are_the_same_types(r) -> None:
-    with pytest.raises(NoDeploymentAvailable) as err:
-        await r.achat(model="failing", messages=MESSAGES, stream=True)
-    assert len(err.value.attempts) == 2
-    with pytest.raises(ModelNotFound):
-        await r.achat(model="nope", messages=MESSAGES)
-
-
 def test_request_errors(r) -> None:
     with pytest.raises(ModelNotFound) as err:
         r.chat(model="nope", messages=MESSAGES)
@@ -152,12 +133,6 @@ def test_request_errors(r) -> None:
     assert bad.value.param == "provider.sortt" and bad.value.status == 400
     with pytest.raises(InvalidRequest):
         r.chat(model="m", messages=[])
-
-
-def test_upstream_4xx_is_upstream_rejected(r, sim) -> None:
-    with pytest.raises(UpstreamRejected) as err:
-        r.chat(model="picky", messages=MESSAGES)
-    assert err.value.status == 404 and err.value.deployment == "picky/picky-picky"
 
 
 def test_a_stream_broken_after_the_first_token_raises_stream_broken(r) -> None:
@@ -257,10 +232,12 @@ async def test_async_context_manager(sim) -> None:
 
 
 def test_a_router_never_used_closes_without_a_thread(sim) -> None:
-    threads = threading.active_count()
+    # Counted by name: other tests' loops may still be retiring executor threads.
+    threads = _router_threads()
     with router(sim[1]) as r:
         assert r.models()
-    assert threading.active_count() == threads
+        assert _router_threads() == threads
+    assert _router_threads() == threads
 
 
 def test_one_router_from_many_threads_and_loops(r) -> None:

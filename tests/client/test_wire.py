@@ -18,7 +18,7 @@ from tokenlane import (
     UpstreamRejected,
     openai_extra,
 )
-from tokenlane.client._wire import ChunkDecoder, chat_body, error_from_response
+from tokenlane.client._wire import NEED_DATA, ChunkDecoder, chat_body, error_from_response
 from tokenlane.errors import error_body
 from tokenlane.routing.options import MaxPrice
 
@@ -44,7 +44,7 @@ def test_the_gateways_own_errors_map_back_to_their_class(exc: TokenlaneError) ->
         exc.message, exc.type, exc.param, exc.code, exc.status)
 
 
-def test_all_failed_carries_every_attempt_from_the_message() -> None:
+def test_all_failed_carries_every_attempt() -> None:
     attempts = (Attempt("a/a-m", "5xx", 500, "HTTP 500: boom (really); twice"),
                 Attempt("ollama/llama3:8b", "timeout", None, "no first token within 1.00s"),
                 Attempt("c/z", "circuit_open", None, "skipped"))
@@ -67,14 +67,23 @@ def test_rate_limited_keeps_its_429_shape() -> None:
     assert got.attempts == sent.attempts
 
 
-def test_structured_attempts_win_over_the_message() -> None:
-    body = error_body("All deployments of m failed: whatever", "service_unavailable", None,
-                      "no_deployment_available")
+def test_attempts_are_read_from_the_structured_list_only() -> None:
+    body = error_body("All deployments of m failed: a/x: 5xx HTTP 500 (boom)",
+                      "service_unavailable", None, "no_deployment_available")
     body["error"]["attempts"] = [{"deployment": "a/x", "outcome": "connect", "status": None,
-                                  "reason": "refused"}]
+                                  "reason": "refused"}, "junk"]
     got = error_from_response(503, {}, orjson.dumps(body))
     assert isinstance(got, NoDeploymentAvailable)
     assert got.attempts == (Attempt("a/x", "connect", None, "refused"),)
+    del body["error"]["attempts"]
+    got = error_from_response(503, {}, orjson.dumps(body))
+    assert isinstance(got, NoDeploymentAvailable) and got.attempts == ()
+    assert got.message == body["error"]["message"]  # not suffixed with the attempts again
+
+
+def test_a_503_that_is_not_the_gateways_is_not_no_deployment_available() -> None:
+    got = error_from_response(503, {}, b"<html>Service Unavailable</html>")
+    assert type(got) is TokenlaneError and got.status == 503
 
 
 def test_upstream_4xx_is_upstream_rejected() -> None:
@@ -93,27 +102,49 @@ def test_non_json_error_bodies_still_raise_typed() -> None:
     assert got.status == 502 and "Bad Gateway" in got.message
 
 
+def _drain(decoder: ChunkDecoder) -> list[object]:
+    """Every chunk `decoder` can give without more bytes, then what it says next."""
+    out: list[object] = []
+    while isinstance(chunk := decoder.next_chunk(), dict):
+        out.append(chunk)
+    return [*out, chunk]
+
+
 def test_chunk_decoder_splits_pieces_and_ends_at_done() -> None:
     chunks = [{"id": "c", "choices": [{"index": 0, "delta": {"content": str(i)}}]}
               for i in range(3)]
     wire = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
     decoder = ChunkDecoder()
-    got = []
+    assert decoder.next_chunk() is NEED_DATA
+    got: list[object] = []
     for i in range(0, len(wire), 7):
-        got += decoder.feed(wire[i:i + 7])
+        decoder.feed(wire[i:i + 7])
+        got += _drain(decoder)[:-1]
     assert got == chunks and decoder.done
-    decoder.finish()  # after [DONE]: fine
+    decoder.feed(None)  # EOF after [DONE]: fine
+    assert decoder.next_chunk() is None
 
 
-def test_chunk_decoder_raises_the_mid_stream_error_and_early_eof() -> None:
+def test_chunk_decoder_gives_the_chunks_before_a_mid_stream_error_then_raises_it() -> None:
     decoder = ChunkDecoder()
-    assert decoder.feed(b'data: {"choices": []}\n\n') == [{"choices": []}]
+    decoder.feed(b'data: {"choices": []}\n\n'
+                 + b"data: " + orjson.dumps(StreamBroken("upstream x failed").to_body())
+                 + b'\n\ndata: {"choices": [1]}\n\n')
+    assert decoder.next_chunk() == {"choices": []}
     with pytest.raises(StreamBroken) as err:
-        decoder.feed(b"data: " + orjson.dumps(StreamBroken("upstream x failed").to_body())
-                     + b"\n\n")
-    assert err.value.code == "upstream_stream_broken"
+        decoder.next_chunk()
+    assert err.value.code == "upstream_stream_broken" and err.value.status == 502
+    assert decoder.next_chunk() is None  # nothing after the error event
+
+
+@pytest.mark.parametrize("wire", [b"", b'data: {"choices": []}\n\n', b"data: {not json\n\n"])
+def test_chunk_decoder_raises_stream_broken_on_early_eof_or_garbage(wire: bytes) -> None:
+    decoder = ChunkDecoder()
+    decoder.feed(wire)
+    decoder.feed(None)
     with pytest.raises(StreamBroken):
-        ChunkDecoder().finish()
+        _drain(decoder)
+    assert decoder.next_chunk() is None
 
 
 def test_chat_body_passes_openai_fields_through() -> None:

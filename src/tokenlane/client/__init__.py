@@ -8,8 +8,9 @@
 - `openai_extra`, `decision_from`, `error_from`: the same with the official openai SDK.
 
 Layout: `_wire` (sans-I/O: bodies, error mapping, SSE), `route` (the decision), `results` and
-`streams` (what is returned), `_runner` (the engine's loop thread), `router`, `gateway`,
-`openai_compat`, and `build` (the one construction path of an engine, shared with the server).
+`streams` (what is returned), `_chat` and `_closing` (the signature and lifetime the classes
+share), `_runner` (the engine's loop thread), `router`, `gateway` and `openai_compat`.
+`build_engine` is the one construction path of an engine, shared with the server.
 """
 
 from ..errors import (
@@ -26,6 +27,7 @@ from ..routing.build import build_engine, build_prober
 from ..routing.options import MaxPrice, Percentiles, Require, RoutingOptions
 from ..routing.stream import StreamBroken
 from ..stats.observation import Observation
+from ._chat import Messages
 from ._wire import ProviderArg
 from .gateway import AsyncClient, Client, GatewayUnreachable
 from .openai_compat import (
@@ -76,6 +78,7 @@ __all__ = [
     "InvalidRequest",
     "MaxPrice",
     "Message",
+    "Messages",
     "ModelNotFound",
     "ModelStats",
     "NoDeploymentAvailable",

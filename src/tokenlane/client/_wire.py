@@ -4,7 +4,7 @@ bodies, SSE events and headers out. Nothing here touches a socket, a thread or a
 
 from __future__ import annotations
 
-import re
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -27,8 +27,10 @@ from .route import ROUTE_HEADER, RouteInfo, parse_route_header
 
 __all__ = [
     "DEPLOYMENT_HEADER",
+    "NEED_DATA",
     "OPTIONS_HEADER",
     "ChunkDecoder",
+    "NeedData",
     "ProviderArg",
     "chat_body",
     "error_from_response",
@@ -100,13 +102,6 @@ _BY_CODE: dict[tuple[int, str | None], type[TokenlaneError]] = {
     (502, "upstream_stream_broken"): StreamBroken,
 }
 
-_OUTCOMES = ("ok|4xx|429|5xx|timeout|connect|stall|bad_response|cancelled|circuit_open|error")
-# `deployment: outcome[ HTTP status] (` starts an attempt in NoDeploymentAvailable's message.
-_ATTEMPT_START = re.compile(
-    rf"(?:(?<=: )|(?<=; ))(?P<deployment>[^\s;]+/[^\s;]*?): (?P<outcome>{_OUTCOMES})"
-    r"(?: HTTP (?P<status>\d{3}))? \(")
-
-
 def error_from_response(
     status: int, headers: Mapping[str, str], content: bytes
 ) -> TokenlaneError:
@@ -123,10 +118,10 @@ def error_from_response(
     code = None if err.get("code") is None else str(err.get("code"))
     deployment = headers.get(DEPLOYMENT_HEADER)
     exc: TokenlaneError
-    if code in ("no_deployment_available", "rate_limit_exceeded") or (
-            status == 503 and code is None):
+    if code in ("no_deployment_available", "rate_limit_exceeded"):
+        # The message already lists the attempts: the constructor must not append them again.
         exc = NoDeploymentAvailable(message, retry_after=_retry_after(headers))
-        exc.attempts = _attempts(err, message)
+        exc.attempts = _attempts(err.get("attempts"))
     elif 400 <= status < 500 and deployment:
         # An upstream's own 4xx, passed back unchanged (the gateway names the deployment).
         exc = UpstreamRejected(status, {"error": err}, deployment)
@@ -143,25 +138,16 @@ def error_from_response(
     return exc
 
 
-def _attempts(err: Mapping[str, Any], message: str) -> tuple[Attempt, ...]:
-    structured = err.get("attempts")
-    if isinstance(structured, list):
-        return tuple(
-            Attempt(str(a.get("deployment", "")), str(a.get("outcome", "")),
-                    a.get("status") if isinstance(a.get("status"), int) else None,
-                    str(a.get("reason", "")))
-            for a in structured if isinstance(a, dict)
-        )
-    # Older gateways list them only in the message: `...: dep: outcome HTTP s (reason); ...`.
-    starts = list(_ATTEMPT_START.finditer(message))
-    out = []
-    for i, m in enumerate(starts):
-        end = starts[i + 1].start() - 2 if i + 1 < len(starts) else len(message)
-        reason = message[m.end():end]
-        reason = reason.removesuffix(")")
-        status = int(m["status"]) if m["status"] else None
-        out.append(Attempt(m["deployment"], m["outcome"], status, reason))
-    return tuple(out)
+def _attempts(listed: object) -> tuple[Attempt, ...]:
+    """The structured `error.attempts` list of an all-failed error body."""
+    if not isinstance(listed, list):
+        return ()
+    return tuple(
+        Attempt(str(a.get("deployment", "")), str(a.get("outcome", "")),
+                a.get("status") if isinstance(a.get("status"), int) else None,
+                str(a.get("reason", "")))
+        for a in listed if isinstance(a, dict)
+    )
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -183,44 +169,68 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
 # -- streams -----------------------------------------------------------------------------------
 
 
+class NeedData:
+    """`ChunkDecoder.next_chunk()`'s answer when it needs more bytes: `feed` some."""
+
+    __slots__ = ()
+
+
+NEED_DATA = NeedData()
+
+
 class ChunkDecoder:
-    """Gateway SSE bytes in, chat.completion.chunk dicts out.
+    """Gateway SSE bytes in, chat.completion.chunk dicts out (h11's shape: the caller reads,
+    the decoder only parses).
+
+        while (chunk := decoder.next_chunk()) is NEED_DATA:
+            decoder.feed(read())        # None at EOF
+        return chunk                    # a dict, or None at the end of the stream
 
     An error event (the gateway's mid-stream contract: one `{"error": ...}` event, then the
-    end) raises the typed exception; `finish()` at EOF raises StreamBroken when the stream
-    stopped before `[DONE]`.
+    end) becomes the typed exception, and EOF before `[DONE]` StreamBroken: `next_chunk`
+    raises it once the chunks that came before it were taken.
     """
 
-    __slots__ = ("_decoder", "done")
+    __slots__ = ("_decoder", "_error", "_ready", "done")
 
     def __init__(self) -> None:
         self._decoder = SSEDecoder()
+        self._ready: deque[dict[str, Any]] = deque()
+        self._error: TokenlaneError | None = None
         self.done = False
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        """Chunks completed by `data` (raises on an error event)."""
-        out = []
+    def next_chunk(self) -> dict[str, Any] | NeedData | None:
+        """The next chunk; None once the stream ended; NEED_DATA when `feed` must come first."""
+        if self._ready:
+            return self._ready.popleft()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return None if self.done else NEED_DATA
+
+    def feed(self, data: bytes | None) -> None:
+        """Bytes read from the response; `None` at EOF."""
+        if self.done:
+            return
+        if data is None:
+            self._fail(StreamBroken("the gateway's stream ended before [DONE]"))
+            return
         for event in self._decoder.feed(data):
-            if self.done:
-                break
             if event.data == _DONE:
                 self.done = True
-                break
+                return
             chunk = _json_object(event.data)
             if chunk is None:
-                raise StreamBroken("the gateway sent an unparsable stream event")
+                self._fail(StreamBroken("the gateway sent an unparsable stream event"))
+                return
             if "error" in chunk or event.event == "error":
-                self.done = True
-                raise error_from_response(
-                    _stream_error_status(chunk), {}, event.data)
-            out.append(chunk)
-        return out
+                self._fail(error_from_response(_stream_error_status(chunk), {}, event.data))
+                return
+            self._ready.append(chunk)
 
-    def finish(self) -> None:
-        """Call at EOF: raises StreamBroken if the stream ended early."""
-        if not self.done:
-            self.done = True
-            raise StreamBroken("the gateway's stream ended before [DONE]")
+    def _fail(self, error: TokenlaneError) -> None:
+        self.done = True
+        self._error = error
 
 
 def _stream_error_status(chunk: Mapping[str, Any]) -> int:

@@ -5,23 +5,25 @@
         print(reply.text, reply.decision.chosen)
 
 Both are thin twins over `_BaseClient`, which builds requests and reads responses without
-I/O (`_wire`). Already using the official `openai` SDK? Keep it, and see `tokenlane.client.
-openai_compat` for routing options and the decision with it.
+I/O (`_wire`); each twin only sends and reads. Already using the official `openai` SDK? Keep
+it, and see `tokenlane.client.openai_compat` for routing options and the decision with it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Any, Literal, Self, overload
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
 
 from ..errors import TokenlaneError
 from ..stats.observation import Observation
-from ._wire import ChunkDecoder, ProviderArg, chat_body, error_from_response, route_from_headers
+from . import _chat
+from ._closing import AsyncClosing, Closing
+from ._wire import ChunkDecoder, NeedData, error_from_response, route_from_headers
 from .results import ChatCompletion, RouterStats
 from .streams import AsyncStream, Stream
 
@@ -30,7 +32,10 @@ __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client", "GatewayUnreachable"]
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
 """As the openai SDK: ten minutes for an answer, five seconds to connect."""
 
-Messages = Sequence[Mapping[str, Any]]
+_STATS_PATH = "/v1/router/stats"
+_MODELS_PATH = "/v1/models"
+
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 
 class GatewayUnreachable(TokenlaneError):
@@ -42,34 +47,43 @@ class GatewayUnreachable(TokenlaneError):
     code = "gateway_unreachable"
 
 
-class _BaseClient:
+@contextmanager
+def _unreachable(what: str) -> Iterator[None]:
+    """httpx's transport errors as GatewayUnreachable (sync and async code alike)."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise GatewayUnreachable(f"{what}: {exc}") from exc
+
+
+class _BaseClient(Generic[H]):
     """What both twins share: configuration, request building, response reading."""
 
-    def __init__(self, base_url: str, api_key: str | None, headers: Mapping[str, str] | None):
-        url = base_url.rstrip("/")
+    def __init__(
+        self, base_url: str, api_key: str | None, headers: Mapping[str, str] | None,
+        http: H, *, owns_http: bool,
+    ) -> None:
         # Accept the openai SDK's style of base URL too (`.../v1`).
-        self.base_url = url.removesuffix("/v1")
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
         key = api_key if api_key is not None else os.environ.get("TOKENLANE_API_KEY")
         self._headers = {"accept": "application/json", **(headers or {})}
         if key:
             self._headers["authorization"] = f"Bearer {key}"
+        self._http: H = http
+        self._owns_http = owns_http
 
-    def _chat_request(
-        self, model: str, messages: Messages, stream: bool, provider: ProviderArg,
-        params: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        body = chat_body(model, messages, stream, provider, params)
-        headers = {"content-type": "application/json"}
-        if stream:
+    def _chat_request(self, body: dict[str, Any]) -> httpx.Request:
+        headers = {**self._headers, "content-type": "application/json"}
+        if body.get("stream"):
             headers["accept"] = "text/event-stream"
-        return {"method": "POST", "url": self._url("/v1/chat/completions"),
-                "content": orjson.dumps(body), "headers": {**self._headers, **headers}}
+        return self._http.build_request("POST", self.base_url + "/v1/chat/completions",
+                                        content=orjson.dumps(body), headers=headers)
 
-    def _get_request(self, path: str) -> dict[str, Any]:
-        return {"method": "GET", "url": self._url(path), "headers": self._headers}
+    def _get_request(self, path: str) -> httpx.Request:
+        return self._http.build_request("GET", self.base_url + path, headers=self._headers)
 
-    def _url(self, path: str) -> str:
-        return self.base_url + path
+    def _sending(self) -> AbstractContextManager[None]:
+        return _unreachable(f"cannot reach the gateway at {self.base_url}")
 
     @staticmethod
     def _check(response: httpx.Response) -> None:
@@ -80,8 +94,8 @@ class _BaseClient:
     @staticmethod
     def _completion(response: httpx.Response) -> ChatCompletion:
         decision, deployment = route_from_headers(response.headers)
-        body = orjson.loads(response.content)
-        return ChatCompletion(body, decision=decision, deployment=deployment)
+        return ChatCompletion(orjson.loads(response.content), decision=decision,
+                              deployment=deployment)
 
     @staticmethod
     def _models(response: httpx.Response) -> list[str]:
@@ -97,21 +111,12 @@ class _HTTPSource:
         self._response = response
         self._pieces = response.iter_raw()
         self._decoder = ChunkDecoder()
-        self._ready: list[dict[str, Any]] = []
 
     def next_chunk(self) -> dict[str, Any] | None:
-        while not self._ready:
-            if self._decoder.done:
-                return None
-            try:
-                piece = next(self._pieces, None)
-            except httpx.HTTPError as exc:
-                raise GatewayUnreachable(f"the gateway's stream failed: {exc}") from exc
-            if piece is None:
-                self._decoder.finish()
-                return None
-            self._ready = self._decoder.feed(piece)
-        return self._ready.pop(0)
+        while isinstance(chunk := self._decoder.next_chunk(), NeedData):
+            with _unreachable("the gateway's stream failed"):
+                self._decoder.feed(next(self._pieces, None))
+        return chunk
 
     def close(self) -> None:
         self._response.close()
@@ -124,34 +129,29 @@ class _AsyncHTTPSource:
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
-        self._pieces = response.aiter_raw()
+        self._pieces: AsyncIterator[bytes] = response.aiter_raw()
         self._decoder = ChunkDecoder()
-        self._ready: list[dict[str, Any]] = []
 
     async def next_chunk(self) -> dict[str, Any] | None:
-        while not self._ready:
-            if self._decoder.done:
-                return None
-            try:
-                piece = await anext(self._pieces, None)
-            except httpx.HTTPError as exc:
-                raise GatewayUnreachable(f"the gateway's stream failed: {exc}") from exc
-            if piece is None:
-                self._decoder.finish()
-                return None
-            self._ready = self._decoder.feed(piece)
-        return self._ready.pop(0)
+        while isinstance(chunk := self._decoder.next_chunk(), NeedData):
+            with _unreachable("the gateway's stream failed"):
+                self._decoder.feed(await anext(self._pieces, None))
+        return chunk
 
     async def aclose(self) -> None:
         await self._response.aclose()
 
 
-class Client(_BaseClient):
+class Client(_BaseClient[httpx.Client], Closing):
     """A tokenlane gateway, synchronously.
 
     `base_url` is the gateway's root (`http://host:8000`; a trailing `/v1` is accepted).
     `api_key` defaults to `$TOKENLANE_API_KEY`. Pass `http_client` to bring your own
     `httpx.Client` (proxies, TLS, transports); it is then yours to close.
+
+    `chat` has `Router.chat`'s signature, results and errors; the decision comes from the
+    gateway's `x-tokenlane-route` header, and `observation` is None (the gateway measures but
+    does not report per response).
     """
 
     def __init__(
@@ -163,70 +163,35 @@ class Client(_BaseClient):
         headers: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, headers)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout)
+        super().__init__(base_url, api_key, headers,
+                         http_client or httpx.Client(timeout=timeout),
+                         owns_http=http_client is None)
 
-    @overload
-    def chat(
-        self, *, model: str, messages: Messages, stream: Literal[False] = False,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion: ...
+    chat = _chat.chat
 
-    @overload
-    def chat(
-        self, *, model: str, messages: Messages, stream: Literal[True],
-        provider: ProviderArg = None, **params: Any,
-    ) -> Stream: ...
-
-    @overload
-    def chat(
-        self, *, model: str, messages: Messages, stream: bool,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion | Stream: ...
-
-    def chat(
-        self, *, model: str, messages: Messages, stream: bool = False,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion | Stream:
-        """Create a chat completion through the gateway.
-
-        OpenAI's parameters as keyword arguments; routing options as `provider` (sent as the
-        body's `provider` object). The result's `decision` is parsed from the
-        `x-tokenlane-route` header. Error responses raise the same `TokenlaneError` classes
-        the in-process `Router` raises (`NoDeploymentAvailable.attempts` included);
-        `GatewayUnreachable` when the gateway cannot be reached.
-        """
-        request = self._http.build_request(
-            **self._chat_request(model, messages, stream, provider, params))
-        response = self._send(request, stream)
-        if not stream:
+    def _create(self, body: dict[str, Any]) -> ChatCompletion | Stream:
+        response = self._send(self._chat_request(body), stream=bool(body.get("stream")))
+        if not body.get("stream"):
             return self._completion(response)
         decision, deployment = route_from_headers(response.headers)
         return Stream(_HTTPSource(response), decision=decision, deployment=deployment)
 
     def stats(self) -> RouterStats:
         """The gateway's live routing estimates (`GET /v1/router/stats`)."""
-        return RouterStats.from_dict(self._get("/v1/router/stats").json())
+        return RouterStats.from_dict(self._send(self._get_request(_STATS_PATH)).json())
 
     def models(self) -> list[str]:
         """The public model names the gateway serves (`GET /v1/models`)."""
-        return self._models(self._get("/v1/models"))
+        return self._models(self._send(self._get_request(_MODELS_PATH)))
 
-    def _get(self, path: str) -> httpx.Response:
-        return self._send(self._http.build_request(**self._get_request(path)), False)
-
-    def _send(self, request: httpx.Request, stream: bool) -> httpx.Response:
-        try:
+    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        with self._sending():
             response = self._http.send(request, stream=stream)
             if stream and response.status_code >= 400:
                 try:
                     response.read()
                 finally:
                     response.close()
-        except httpx.HTTPError as exc:
-            raise GatewayUnreachable(
-                f"cannot reach the gateway at {self.base_url}: {exc}") from exc
         self._check(response)
         return response
 
@@ -235,20 +200,10 @@ class Client(_BaseClient):
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncClient(_BaseClient):
-    """A tokenlane gateway, from async code: `Client`'s twin, the same methods awaited."""
+class AsyncClient(_BaseClient[httpx.AsyncClient], AsyncClosing):
+    """A tokenlane gateway, from async code: `Client`'s twin, the same methods awaited
+    (`chat` is `Router.achat`'s signature), `aclose()` and `async with`."""
 
     def __init__(
         self,
@@ -259,63 +214,35 @@ class AsyncClient(_BaseClient):
         headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, headers)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        super().__init__(base_url, api_key, headers,
+                         http_client or httpx.AsyncClient(timeout=timeout),
+                         owns_http=http_client is None)
 
-    @overload
-    async def chat(
-        self, *, model: str, messages: Messages, stream: Literal[False] = False,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion: ...
+    chat = _chat.achat
 
-    @overload
-    async def chat(
-        self, *, model: str, messages: Messages, stream: Literal[True],
-        provider: ProviderArg = None, **params: Any,
-    ) -> AsyncStream: ...
-
-    @overload
-    async def chat(
-        self, *, model: str, messages: Messages, stream: bool,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion | AsyncStream: ...
-
-    async def chat(
-        self, *, model: str, messages: Messages, stream: bool = False,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion | AsyncStream:
-        """`Client.chat`, awaited; a stream is an `AsyncStream`."""
-        request = self._http.build_request(
-            **self._chat_request(model, messages, stream, provider, params))
-        response = await self._send(request, stream)
-        if not stream:
+    async def _acreate(self, body: dict[str, Any]) -> ChatCompletion | AsyncStream:
+        response = await self._send(self._chat_request(body), stream=bool(body.get("stream")))
+        if not body.get("stream"):
             return self._completion(response)
         decision, deployment = route_from_headers(response.headers)
         return AsyncStream(_AsyncHTTPSource(response), decision=decision, deployment=deployment)
 
     async def stats(self) -> RouterStats:
         """The gateway's live routing estimates (`GET /v1/router/stats`)."""
-        return RouterStats.from_dict((await self._get("/v1/router/stats")).json())
+        return RouterStats.from_dict((await self._send(self._get_request(_STATS_PATH))).json())
 
     async def models(self) -> list[str]:
         """The public model names the gateway serves (`GET /v1/models`)."""
-        return self._models(await self._get("/v1/models"))
+        return self._models(await self._send(self._get_request(_MODELS_PATH)))
 
-    async def _get(self, path: str) -> httpx.Response:
-        return await self._send(self._http.build_request(**self._get_request(path)), False)
-
-    async def _send(self, request: httpx.Request, stream: bool) -> httpx.Response:
-        try:
+    async def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        with self._sending():
             response = await self._http.send(request, stream=stream)
             if stream and response.status_code >= 400:
                 try:
                     await response.aread()
                 finally:
                     await response.aclose()
-        except httpx.HTTPError as exc:
-            raise GatewayUnreachable(
-                f"cannot reach the gateway at {self.base_url}: {exc}") from exc
         self._check(response)
         return response
 
@@ -323,14 +250,3 @@ class AsyncClient(_BaseClient):
         """Close the HTTP connections (unless the httpx client was passed in)."""
         if self._owns_http:
             await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -163,9 +163,7 @@ class Delta(_MessageLike):
     __slots__ = ()
 
 
-class Choice(_View):
-    """One choice of a chat.completion."""
-
+class _ChoiceLike(_View):
     __slots__ = ()
 
     @property
@@ -174,14 +172,21 @@ class Choice(_View):
         return int(self.raw.get("index") or 0)
 
     @property
+    def finish_reason(self) -> str | None:
+        """`stop`, `length`, `tool_calls`, `content_filter` (in a stream: on the choice's last
+        chunk only)."""
+        return self._str("finish_reason")
+
+
+class Choice(_ChoiceLike):
+    """One choice of a chat.completion."""
+
+    __slots__ = ()
+
+    @property
     def message(self) -> Message:
         """The generated message."""
         return Message(self.raw.get("message") or {})
-
-    @property
-    def finish_reason(self) -> str | None:
-        """`stop`, `length`, `tool_calls`, `content_filter`."""
-        return self._str("finish_reason")
 
     @property
     def logprobs(self) -> dict[str, Any] | None:
@@ -190,25 +195,15 @@ class Choice(_View):
         return value if isinstance(value, dict) else None
 
 
-class ChunkChoice(_View):
+class ChunkChoice(_ChoiceLike):
     """One choice's part of a chat.completion.chunk."""
 
     __slots__ = ()
 
     @property
-    def index(self) -> int:
-        """Position among the choices (`n` > 1)."""
-        return int(self.raw.get("index") or 0)
-
-    @property
     def delta(self) -> Delta:
         """What this chunk adds."""
         return Delta(self.raw.get("delta") or {})
-
-    @property
-    def finish_reason(self) -> str | None:
-        """Set on the choice's last chunk only."""
-        return self._str("finish_reason")
 
 
 class _Routed(_View):
@@ -248,6 +243,12 @@ class _Routed(_View):
         value = self.raw.get("usage")
         return Usage(value) if isinstance(value, dict) else None
 
+    def _first_content(self, part: str) -> str:
+        # Without building views: `text` is read once per chunk, on the hot path of a stream.
+        choices = self.raw.get("choices") or ()
+        content = (choices[0].get(part) or {}).get("content") if choices else None
+        return content if isinstance(content, str) else ""
+
 
 class ChatCompletion(_Routed):
     """A `chat.completion`, with how it was routed.
@@ -266,9 +267,7 @@ class ChatCompletion(_Routed):
     @property
     def text(self) -> str:
         """The first choice's text ("" when it only called tools)."""
-        choices = self.raw.get("choices") or ()
-        content = choices[0].get("message", {}).get("content") if choices else None
-        return content if isinstance(content, str) else ""
+        return self._first_content("message")
 
     def to_openai(self) -> openai.types.chat.ChatCompletion:
         """The official SDK's model of this completion (needs the `openai` package)."""
@@ -290,9 +289,7 @@ class ChatCompletionChunk(_Routed):
     @property
     def text(self) -> str:
         """The text this chunk adds to the first choice ("" when none)."""
-        choices = self.raw.get("choices") or ()
-        content = choices[0].get("delta", {}).get("content") if choices else None
-        return content if isinstance(content, str) else ""
+        return self._first_content("delta")
 
     def to_openai(self) -> openai.types.chat.ChatCompletionChunk:
         """The official SDK's model of this chunk (needs the `openai` package)."""

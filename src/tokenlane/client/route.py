@@ -13,7 +13,7 @@ newer gateway does not break an older client.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["ROUTE_HEADER", "RouteCandidate", "RouteInfo", "parse_route_header"]
@@ -87,24 +87,17 @@ class RouteInfo:
                     samples=int(c.get("samples") or 0),
                     score=c.get("score"),
                     duration_s=c.get("duration_s"),
+                    extra=dict(c.get("extra") or {}),
                 )
                 for c in data.get("candidates") or ()
             ),
+            extra=dict(data.get("extra") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict in the shape of `Decision.to_dict()`."""
-        return {
-            "policy": self.policy,
-            "chosen": self.chosen,
-            "why": self.why,
-            "candidates": [
-                {"deployment": c.deployment, "ttft_s": c.ttft_s, "decode_tps": c.decode_tps,
-                 "cost_usd": c.cost_usd, "duration_s": c.duration_s, "score": c.score,
-                 "samples": c.samples}
-                for c in self.candidates
-            ],
-        }
+        """A JSON-ready dict in the shape of `Decision.to_dict()` (plus `extra`);
+        `from_dict` reads it back."""
+        return asdict(self)
 
 
 def parse_route_header(value: str) -> RouteInfo:

@@ -17,22 +17,21 @@ import os
 import random
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self, overload
+from typing import Any
 
 from ..clock import Clock
 from ..config import Settings, load_settings, parse_settings
-from ..request import ChatRequest, chat_request_from_body
+from ..request import chat_request_from_body
 from ..routing.build import build_engine, build_prober
 from ..routing.engine import Completion
-from ..routing.options import RoutingOptions
 from ..routing.stream import ChatStream
 from ..stats.observation import Observation
 from ..types import Catalog
+from . import _chat
+from ._closing import AsyncClosing, Closing
 from ._runner import AsyncQueueSource, EngineRunner, ThreadQueueSource
-from ._wire import ProviderArg, chat_body
 from .results import ChatCompletion, RouterStats
 from .route import RouteInfo
 from .streams import AsyncStream, Stream
@@ -42,10 +41,8 @@ __all__ = ["ConfigSource", "Router"]
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | Settings
 """A YAML file's path, the same structure as a dict, or validated `Settings`."""
 
-Messages = Sequence[Mapping[str, Any]]
 
-
-class Router:
+class Router(Closing, AsyncClosing):
     """Route chat requests across providers by measured speed, reliability and price,
     in-process.
 
@@ -88,39 +85,11 @@ class Router:
 
     # -- chat -------------------------------------------------------------------------------
 
-    @overload
-    def chat(
-        self, *, model: str, messages: Messages, stream: Literal[False] = False,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion: ...
+    chat = _chat.chat
+    achat = _chat.achat
 
-    @overload
-    def chat(
-        self, *, model: str, messages: Messages, stream: Literal[True],
-        provider: ProviderArg = None, **params: Any,
-    ) -> Stream: ...
-
-    @overload
-    def chat(
-        self, *, model: str, messages: Messages, stream: bool,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion | Stream: ...
-
-    def chat(
-        self, *, model: str, messages: Messages, stream: bool = False,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion | Stream:
-        """Create a chat completion, routed to the best deployment of `model` right now.
-
-        Takes OpenAI's chat-completions parameters (`temperature`, `max_tokens`, `tools`,
-        `stream_options`, ...) as keyword arguments, passed to the provider untouched, and
-        routing options as `provider` (a `RoutingOptions`, or OpenRouter's `provider` object as
-        a dict). Returns a `ChatCompletion`, or with `stream=True` a `Stream` of chunks whose
-        first token has already arrived. Raises `TokenlaneError` subclasses: `ModelNotFound`,
-        `InvalidRequest`, `UpstreamRejected`, `NoDeploymentAvailable` (with `.attempts`),
-        and `StreamBroken` while iterating.
-        """
-        request = _request(model, messages, stream, provider, params)
+    def _create(self, body: dict[str, Any]) -> ChatCompletion | Stream:
+        request = chat_request_from_body(body)
         runner = self._runner
         if not request.stream:
             return _completion(runner.call(lambda: runner.engine.complete(request)))
@@ -128,31 +97,8 @@ class Router:
         opened = runner.call(lambda: runner.open_stream(request, source))
         return Stream(source, decision=_decision(opened), deployment=opened.deployment.id)
 
-    @overload
-    async def achat(
-        self, *, model: str, messages: Messages, stream: Literal[False] = False,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion: ...
-
-    @overload
-    async def achat(
-        self, *, model: str, messages: Messages, stream: Literal[True],
-        provider: ProviderArg = None, **params: Any,
-    ) -> AsyncStream: ...
-
-    @overload
-    async def achat(
-        self, *, model: str, messages: Messages, stream: bool,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion | AsyncStream: ...
-
-    async def achat(
-        self, *, model: str, messages: Messages, stream: bool = False,
-        provider: ProviderArg = None, **params: Any,
-    ) -> ChatCompletion | AsyncStream:
-        """`chat` for async code: the same arguments, results and errors; a stream is an
-        `AsyncStream`. Cancelling the awaiting task cancels the request upstream."""
-        request = _request(model, messages, stream, provider, params)
+    async def _acreate(self, body: dict[str, Any]) -> ChatCompletion | AsyncStream:
+        request = chat_request_from_body(body)
         runner = self._runner
         if not request.stream:
             return _completion(await runner.acall(lambda: runner.engine.complete(request)))
@@ -183,28 +129,6 @@ class Router:
         """`close()` for async code (does not block the caller's loop)."""
         await self._runner.aclose()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<Router {state} models={self.models()}>"
@@ -221,18 +145,6 @@ def _load(config: ConfigSource, env: Mapping[str, str]) -> tuple[Settings, Catal
         raise TypeError(f"config must be a path, a mapping or Settings, not "
                         f"{type(config).__name__}")
     return settings, settings.resolve(env, source=source)
-
-
-def _request(
-    model: str, messages: Messages, stream: bool, provider: ProviderArg,
-    params: Mapping[str, Any],
-) -> ChatRequest:
-    typed = provider if isinstance(provider, RoutingOptions) else None
-    request = chat_request_from_body(
-        chat_body(model, messages, stream, None if typed else provider, params))
-    if typed is not None:
-        request.options = typed
-    return request
 
 
 def _decision(stream: ChatStream | Completion) -> RouteInfo | None:

@@ -9,10 +9,10 @@ the upstream connection, and the attempt is recorded as cancelled.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..stats.observation import Observation
+from ._closing import AsyncClosing, Closing
 from .results import ChatCompletionChunk
 from .route import RouteInfo
 
@@ -53,10 +53,14 @@ class AsyncChunkSource(Protocol):
         ...
 
 
-class _StreamBase:
-    __slots__ = ("_closed", "decision", "deployment")
+S = TypeVar("S", ChunkSource, AsyncChunkSource)
 
-    def __init__(self, decision: RouteInfo | None, deployment: str | None) -> None:
+
+class _StreamBase(Generic[S]):
+    __slots__ = ("_closed", "_source", "decision", "deployment")
+
+    def __init__(self, source: S, *, decision: RouteInfo | None, deployment: str | None) -> None:
+        self._source: S = source
         self.decision = decision
         self.deployment = deployment
         self._closed = False
@@ -66,12 +70,18 @@ class _StreamBase:
         """True once the stream ended, failed or was closed."""
         return self._closed
 
+    @property
+    def observation(self) -> Observation | None:
+        """What the attempt measured (TTFT, decode tokens/s, tokens, cost); None until the
+        stream ended, and always None from the gateway."""
+        return self._source.observation
+
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<{type(self).__name__} {state} deployment={self.deployment!r}>"
 
 
-class Stream(_StreamBase):
+class Stream(_StreamBase[ChunkSource], Closing):
     """A streamed chat completion: iterate it for `ChatCompletionChunk`s.
 
     The first token was already produced when this object was returned: `decision` and
@@ -79,19 +89,7 @@ class Stream(_StreamBase):
     failure after the first token raises `StreamBroken`; nothing is switched silently.
     """
 
-    __slots__ = ("_source",)
-
-    def __init__(
-        self, source: ChunkSource, *, decision: RouteInfo | None, deployment: str | None
-    ) -> None:
-        super().__init__(decision, deployment)
-        self._source = source
-
-    @property
-    def observation(self) -> Observation | None:
-        """What the attempt measured (TTFT, decode tokens/s, tokens, cost); None until the
-        stream ended, and always None from the gateway."""
-        return self._source.observation
+    __slots__ = ()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self
@@ -115,34 +113,11 @@ class Stream(_StreamBase):
             self._closed = True
             self._source.close()
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncStream(_StreamBase):
+class AsyncStream(_StreamBase[AsyncChunkSource], AsyncClosing):
     """The async twin of `Stream`: `async for chunk in stream`, `await stream.aclose()`."""
 
-    __slots__ = ("_source",)
-
-    def __init__(
-        self, source: AsyncChunkSource, *, decision: RouteInfo | None, deployment: str | None
-    ) -> None:
-        super().__init__(decision, deployment)
-        self._source = source
-
-    @property
-    def observation(self) -> Observation | None:
-        """What the attempt measured (TTFT, decode tokens/s, tokens, cost); None until the
-        stream ended, and always None from the gateway."""
-        return self._source.observation
+    __slots__ = ()
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self
@@ -165,14 +140,3 @@ class AsyncStream(_StreamBase):
         if not self._closed:
             self._closed = True
             await self._source.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

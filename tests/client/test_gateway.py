@@ -51,6 +51,8 @@ def test_chat_with_decision_from_the_header(client) -> None:
     assert reply.deployment == reply.decision.chosen == "fast/fast-m"
     assert reply.decision.policy == "order" and reply.decision.why == "policy"
     assert [c.deployment for c in reply.decision.candidates] == ["fast/fast-m", "slow/slow-m"]
+    for candidate in reply.decision.candidates:
+        assert None not in (candidate.ttft_s, candidate.decode_tps, candidate.cost_usd)
     assert reply.observation is None  # measured by the gateway, not reported per response
     validate_chat_completion(reply.raw)
 
@@ -106,6 +108,30 @@ def test_request_errors(client) -> None:
     with pytest.raises(InvalidRequest) as bad:
         client.chat(model="m", messages=MESSAGES, provider={"sortt": "x"})
     assert bad.value.param == "provider.sortt" and bad.value.code == "invalid_routing_option"
+
+
+def test_client_lifetime(gw) -> None:
+    with httpx.Client() as http:
+        with Client(gw.url, MASTER_KEY, http_client=http) as c:
+            assert c.models() == list(MODELS)
+        assert not http.is_closed  # brought in: the caller's to close
+    c = Client(gw.url, MASTER_KEY)
+    c.close()
+    c.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        c.models()
+
+
+async def test_async_client_lifetime(gw) -> None:
+    async with httpx.AsyncClient() as http:
+        async with AsyncClient(gw.url, MASTER_KEY, http_client=http) as c:
+            assert await c.models() == list(MODELS)
+        assert not http.is_closed
+    c = AsyncClient(gw.url, MASTER_KEY)
+    await c.aclose()
+    await c.aclose()
+    with pytest.raises(RuntimeError):
+        await c.models()
 
 
 def test_auth_and_unreachable(gw) -> None:
@@ -165,6 +191,14 @@ def test_openai_sdk_errors_map_to_typed_exceptions(gw) -> None:
     assert isinstance(error_from(missing.value), ModelNotFound)
     upstream = error_from(rejected.value)
     assert isinstance(upstream, UpstreamRejected) and upstream.deployment == "picky/picky-picky"
+
+
+async def test_async_openai_sdk_with_routing_options_and_the_decision(gw) -> None:
+    async with gw.async_openai() as sdk:
+        raw = await sdk.chat.completions.with_raw_response.create(
+            model="m", messages=MESSAGES, **openai_extra({"only": ["slow"]}, via="header"))
+        assert decision_from(raw).chosen == "slow/slow-m"
+        assert raw.parse().choices[0].message.content
 
 
 async def test_async_openai_sdk_errors_map_to_typed_exceptions(gw) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,8 @@ def _isort_key(name: str) -> tuple[int, str]:
     return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
 
 
-@pytest.mark.parametrize("name", [*MODULES, "tokenlane.client._wire"])
+@pytest.mark.parametrize("name", [*MODULES, "tokenlane.client._chat",
+                                  "tokenlane.client._closing", "tokenlane.client._wire"])
 def test_all_is_sorted_and_resolves(name: str) -> None:
     module = importlib.import_module(name)
     assert module.__doc__
@@ -57,6 +60,12 @@ def test_every_public_name_has_a_docstring(name: str) -> None:
 
 def test_the_package_is_typed_and_imports_lazily() -> None:
     assert (Path(tokenlane.__file__).parent / "py.typed").is_file()
+    script = ("import sys, tokenlane, tokenlane.config; "
+              "print(sorted({'tokenlane.client', 'httpx'} & set(sys.modules)))")
+    light = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True)
+    assert light.stdout.strip() == "[]"
+    assert tokenlane.Choice.__module__ == "tokenlane.client.results"  # not in __all__, typed
     assert tokenlane.Router.__module__ == "tokenlane.client.router"
     assert isinstance(tokenlane.__version__, str)
     with pytest.raises(AttributeError):

@@ -57,10 +57,13 @@ def test_chat_returns_an_openai_completion_with_decision_and_measurements(r) -> 
     assert reply.deployment == reply.decision.chosen == "fast/fast-m"
     assert reply.decision.policy == "order"
     assert [c.deployment for c in reply.decision.candidates] == ["fast/fast-m", "slow/slow-m"]
-    obs = reply.observation
+    for candidate in reply.decision.candidates:  # what was predicted for this request
+        assert None not in (candidate.ttft_s, candidate.decode_tps, candidate.cost_usd)
+    obs = reply.observation  # what was measured
     assert isinstance(obs, Observation)
     assert (obs.outcome, obs.deployment, obs.output_tokens) == ("ok", "fast/fast-m", N)
-    assert obs.ttft_s is not None and obs.cost > 0
+    assert obs.ttft_s is not None and obs.decode_tps is not None and obs.decode_tps > 0
+    assert obs.cost > 0
     assert reply.to_openai().choices[0].message.content == reply.text
     validate_chat_completion(reply.raw)
 

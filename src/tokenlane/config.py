@@ -122,6 +122,7 @@ class CircuitConfig(_Strict):
     window_s: float = Field(60.0, gt=0)
     open_s: float = Field(30.0, gt=0)
     max_open_s: float = Field(300.0, gt=0)
+    slow_trial_s: float = Field(2.0, gt=0, description="a failed trial slower than this backs off")
 
 
 class ProbeConfig(_Strict):
@@ -151,6 +152,8 @@ class RoutingSettings(_Strict):
     exploration_share: float = Field(0.05, ge=0, le=1)
     half_life_s: float = Field(300.0, gt=0, description="old samples fade at this pace")
     stale_after_s: float = Field(600.0, gt=0, description="unused this long = stale")
+    recheck_after_s: float = Field(
+        60.0, gt=0, description="a `require` miss on TTFT/decode speed binds this long")
     failover: FailoverSettings = FailoverSettings()
     circuit: CircuitConfig = CircuitConfig()
     hedge_budget: float = Field(0.1, ge=0, le=1, description="max share of requests hedged")

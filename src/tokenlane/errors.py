@@ -4,6 +4,7 @@
     ├── InvalidRequest             400 invalid_request_error
     ├── AuthenticationFailed       401 invalid_request_error / invalid_api_key
     ├── ModelNotFound              404 invalid_request_error / model_not_found
+    ├── MethodNotAllowed           405 invalid_request_error / method_not_allowed
     ├── BodyTooLarge               413 invalid_request_error / request_too_large
     ├── UpstreamRejected           the upstream's own 4xx, passed back unchanged
     ├── StreamBroken               502, sent as a final SSE error event mid-stream
@@ -36,10 +37,13 @@ __all__ = [
 def error_body(
     message: str, type: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
+    """OpenAI's error object: `{"error": {"message", "type", "param", "code"}}`."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 class TokenlaneError(Exception):
+    """Base of every error a client can be told about: an HTTP status and OpenAI's fields."""
+
     status: int = 500
     type: str = "server_error"
     code: str | None = None
@@ -52,36 +56,48 @@ class TokenlaneError(Exception):
             self.code = code
 
     def to_body(self) -> dict[str, Any]:
+        """The JSON body the gateway answers with."""
         return error_body(self.message, self.type, self.param, self.code)
 
     def headers(self) -> dict[str, str]:
+        """Extra response headers that belong with this error."""
         return {}
 
 
 class InvalidRequest(TokenlaneError):
+    """The request is malformed: bad JSON, a missing field, an unknown routing option."""
+
     status = 400
     type = "invalid_request_error"
 
 
 class AuthenticationFailed(TokenlaneError):
+    """No gateway key, or a wrong one."""
+
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
 
 
 class ModelNotFound(TokenlaneError):
+    """The public model name is not configured."""
+
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
 
 
 class MethodNotAllowed(TokenlaneError):
+    """The path exists, the HTTP method does not."""
+
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
 
 
 class BodyTooLarge(TokenlaneError):
+    """The request body is over `server.max_body_bytes`."""
+
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
@@ -107,6 +123,7 @@ class UpstreamRejected(TokenlaneError):
         self.deployment = deployment
 
     def headers(self) -> dict[str, str]:
+        """Names the deployment that refused."""
         # Which deployment said no: a client debugging a 400 needs to know whose rules it broke.
         return {"x-tokenlane-deployment": self.deployment}
 
@@ -121,11 +138,17 @@ class Attempt:
     reason: str
 
     def describe(self) -> str:
+        """One line for messages and logs: `deployment: outcome HTTP status (reason)`."""
         status = f" HTTP {self.status}" if self.status else ""
         return f"{self.deployment}: {self.outcome}{status} ({self.reason})"
 
 
 class NoDeploymentAvailable(TokenlaneError):
+    """No deployment could serve: every attempt failed, or none was allowed to be tried.
+
+    `attempts` lists each try (and each deployment skipped for an open circuit); a 429 with
+    `retry_after` when every deployment is rate limiting."""
+
     status = 503
     type = "service_unavailable"
     code = "no_deployment_available"
@@ -148,6 +171,7 @@ class NoDeploymentAvailable(TokenlaneError):
             self.status, self.type, self.code = 429, "requests", "rate_limit_exceeded"
 
     def to_body(self) -> dict[str, Any]:
+        """OpenAI's error object plus `attempts`."""
         body = super().to_body()
         # Structured too, so clients need not parse the message (an extension of OpenAI's shape).
         body["error"]["attempts"] = [
@@ -158,6 +182,7 @@ class NoDeploymentAvailable(TokenlaneError):
         return body
 
     def headers(self) -> dict[str, str]:
+        """`Retry-After` when we know when to come back."""
         if self.retry_after is None:
             return {}
         return {"retry-after": str(max(1, round(self.retry_after)))}

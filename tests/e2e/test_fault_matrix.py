@@ -128,11 +128,21 @@ def test_429_retry_after_opens_the_circuit_for_that_long() -> None:
 
 
 def test_every_provider_rate_limited_is_a_429_with_retry_after() -> None:
+    clock = ManualClock()
     specs = [provider(n, rate_limit_rate=1.0, retry_after_s=12) for n in ("a", "b")]
-    with stack(specs, {"m": ["a", "b"]}) as s, pytest.raises(openai.RateLimitError) as err:
-        ask(s)
-    assert err.value.response.headers["retry-after"] == "12"
-    assert "a/a-m: 429 HTTP 429" in err.value.message
+    with stack(specs, {"m": ["a", "b"]}, clock=clock) as s:
+        with pytest.raises(openai.RateLimitError) as err:
+            ask(s)
+        assert err.value.response.headers["retry-after"] == "12"
+        assert "a/a-m: 429 HTTP 429" in err.value.message
+        # While we honour their Retry-After nobody is asked, and the client still hears
+        # "rate limited, come back in N s", not "service unavailable".
+        clock.advance(5)
+        with pytest.raises(openai.RateLimitError) as again:
+            ask(s)
+        assert again.value.response.headers["retry-after"] == "7"
+        assert "honouring its Retry-After" in again.value.message
+        assert s.sim.counters("a").requests == s.sim.counters("b").requests == 1
 
 
 def test_a_broken_provider_loses_traffic_and_wins_it_back() -> None:

@@ -40,7 +40,8 @@ class CircuitSettings:
 
 
 class _Circuit:
-    __slots__ = ("open_for", "recent", "state", "streak", "trial", "trial_at", "until")
+    __slots__ = ("open_for", "rate_limited", "recent", "state", "streak", "trial", "trial_at",
+                 "until")
 
     def __init__(self) -> None:
         self.state = "closed"
@@ -50,6 +51,7 @@ class _Circuit:
         self.trial = False
         self.trial_at = 0.0
         self.open_for = 0.0
+        self.rate_limited = False  # opened for a provider's Retry-After, not for failing
 
 
 class CircuitBoard:
@@ -78,6 +80,12 @@ class CircuitBoard:
         if c is None or c.state != "open":
             return 0.0
         return max(0.0, c.until - self.clock.now())
+
+    def rate_limited(self, deployment: str) -> bool:
+        """Whether the circuit is open because the provider asked us to back off (a 429 with
+        Retry-After), rather than because the deployment is failing."""
+        c = self._circuits.get(deployment)
+        return c is not None and c.state == "open" and c.rate_limited
 
     def acquire(self, deployment: str) -> bool:
         """May a request go to `deployment` now? Reserves the single half-open trial."""
@@ -112,7 +120,7 @@ class CircuitBoard:
         if not failed:
             c.streak = 0
             if c.state == "half_open":
-                c.state, c.trial, c.open_for = "closed", False, 0.0
+                c.state, c.trial, c.open_for, c.rate_limited = "closed", False, 0.0, False
                 c.recent.clear()  # a fresh start: old failures no longer describe it
                 return True
             return False
@@ -125,10 +133,12 @@ class CircuitBoard:
             seconds = min(max(c.open_for * 2, s.open_s), s.max_open_s) if slow else s.open_s
         elif c.state == "closed" and (c.streak >= s.consecutive_failures or too_many):
             seconds = s.open_s
-        if outcome == "429" and retry_after:
+        backoff = outcome == "429" and bool(retry_after)
+        if backoff:
             # The provider said exactly how long to stay away.
-            seconds = max(seconds, min(retry_after, s.max_open_s))
+            seconds = max(seconds, min(retry_after or 0.0, s.max_open_s))
         if seconds > 0:
+            c.rate_limited = backoff
             c.state, c.trial, c.open_for = "open", False, seconds
             c.until = max(c.until, now + seconds)
         return False

@@ -317,11 +317,19 @@ class Engine:
     def _all_failed(
         self, model: str, attempts: list[Attempt], walk: PlanWalk
     ) -> NoDeploymentAvailable:
-        skipped = [Attempt(d, "circuit_open", None, "skipped") for d in walk.skipped]
+        skipped = [Attempt(d, "circuit_open", None, "skipped: " + (
+            "honouring its Retry-After" if self.circuits.rate_limited(d) else "failing"))
+            for d in walk.skipped]
         waits = [w for a in attempts + skipped if (w := self.circuits.retry_in(a.deployment)) > 0]
         retry_after = min(waits) if waits else None
-        if attempts and all(a.outcome == "429" for a in attempts):
-            # Every provider is rate limiting: a 429 tells the client to back off.
+        if attempts:
+            rate_limited = all(a.outcome == "429" for a in attempts)
+        else:
+            rate_limited = bool(skipped) and all(
+                self.circuits.rate_limited(a.deployment) for a in skipped)
+        if rate_limited:
+            # Every provider is rate limiting (now, or by a Retry-After we are still honouring):
+            # a 429 tells the client to back off.
             return NoDeploymentAvailable(f"All deployments of {model} are rate limited",
                                          tuple(attempts + skipped), retry_after, rate_limited=True)
         if not attempts:

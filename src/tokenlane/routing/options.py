@@ -56,6 +56,9 @@ class Require(_Strict):
 
 
 class RoutingOptions(_Strict):
+    """Per-request routing options: OpenRouter's `provider` object plus ours (`require`,
+    `value_of_time`, failure-handling overrides). Unknown fields are an error naming them."""
+
     order: list[str] | None = None
     only: list[str] | None = None
     ignore: list[str] | None = None

@@ -6,15 +6,12 @@ upstreams (`tokenlane.sim`), with delays scaled down so each example finishes in
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-
 from tokenlane.sim import SimProviderSpec, Simulator
+from tokenlane.sim import serve_in_thread as serve
 
 # Same model, three very different providers. Every simulated delay is multiplied by
 # TIME_SCALE so the examples finish in seconds; speeds stay modest because a simulated gap
@@ -27,26 +24,6 @@ PROVIDERS = {
     "budget": (0.60, 40, 0.23, 0.40),
 }
 MODEL = "llama-3.3-70b"
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn in a daemon thread on 127.0.0.1; yields its base URL.
-
-    The socket listens before the thread starts, so clients can connect at once.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @contextmanager

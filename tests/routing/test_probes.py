@@ -5,7 +5,7 @@ from __future__ import annotations
 from tokenlane.clock import ManualClock
 from tokenlane.config import parse_settings
 from tokenlane.routing.engine import Engine
-from tokenlane.routing.probes import ProbeSettings, Prober
+from tokenlane.routing.probes import Prober, ProbeSettings
 from tokenlane.sim import SimProviderSpec, Simulator
 
 from ..harness import SIM_KEY, gateway_config

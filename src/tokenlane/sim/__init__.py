@@ -16,7 +16,7 @@ rewritten last by the spec's `faults` mode) -> `wire` (pure: reply -> bytes) -> 
 
 from .counters import SimCounters
 from .loader import SimConfigError, load_sim_settings, parse_sim_settings
-from .run import run_simulator, serve_simulator
+from .run import run_simulator, serve_in_thread, serve_simulator
 from .simulator import Simulator
 from .spec import SimProviderSpec, SimSettings
 
@@ -29,5 +29,6 @@ __all__ = [
     "load_sim_settings",
     "parse_sim_settings",
     "run_simulator",
+    "serve_in_thread",
     "serve_simulator",
 ]

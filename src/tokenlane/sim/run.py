@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -13,7 +17,7 @@ from ..clock import Clock
 from .simulator import Simulator
 from .spec import SimSettings
 
-__all__ = ["run_simulator", "serve_simulator"]
+__all__ = ["run_simulator", "serve_in_thread", "serve_simulator"]
 
 logger = logging.getLogger("tokenlane.sim")
 
@@ -61,3 +65,28 @@ async def serve_simulator(
 def run_simulator(settings: SimSettings, *, log_level: str = "info") -> None:
     """Serve the simulator until interrupted (blocking; uvicorn picks uvloop if installed)."""
     _server(settings, None, log_level).run()
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, log_level: str = "warning") -> Iterator[str]:
+    """Serve an ASGI app (a `Simulator().app`, a gateway) with uvicorn in a daemon thread on
+    127.0.0.1, on a free port; yields its base URL. For tests, examples and benchmarks.
+
+    The socket is listening before the thread starts, so callers can connect at once
+    (connections wait in the backlog until uvicorn accepts): no polling for readiness.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -126,7 +126,7 @@ def _load(path: Path) -> dict[str, Any]:
     if not isinstance(spec, dict) or not isinstance(
         spec.get("components", {}).get("schemas"), dict
     ):
-        raise ValueError(f"{path}: not an OpenAPI document with components.schemas")
+        raise TypeError(f"{path}: not an OpenAPI document with components.schemas")
     return spec
 
 
@@ -151,9 +151,8 @@ def _to_2020_12(node: Any) -> Any:
         return node
     out = {k: _to_2020_12(v) for k, v in node.items()}
     for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(out.get(bound), bool):
-            if out.pop(bound) and limit in out:
-                out[bound] = out.pop(limit)
+        if isinstance(out.get(bound), bool) and out.pop(bound) and limit in out:
+            out[bound] = out.pop(limit)
     nullable = out.get("nullable")
     if isinstance(nullable, bool):
         del out["nullable"]

@@ -80,7 +80,7 @@ def served(tmp_path: Path):
 
 
 def test_serve_runs_gateway_and_simulator_in_one_command(served) -> None:
-    proc, url, banner = served
+    _proc, url, banner = served
     assert f"tokenlane gateway on {url}" in banner and "curl" in banner
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],

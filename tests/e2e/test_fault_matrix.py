@@ -26,8 +26,8 @@ CIRCUIT = {"consecutive_failures": 2, "open_s": 30.0}
 
 
 def provider(name: str, **kw: object) -> SimProviderSpec:
-    base: dict[str, object] = dict(name=name, ttft_s=0, tokens_per_s=1000, output_tokens=N,
-                                   time_scale=0)
+    base: dict[str, object] = {"name": name, "ttft_s": 0, "tokens_per_s": 1000, "output_tokens": N,
+                                   "time_scale": 0}
     base.update(kw)
     return SimProviderSpec(**base)  # type: ignore[arg-type]
 
@@ -69,14 +69,14 @@ def stream_text(s: Stack) -> tuple[str, Exception | None]:
 
 # Faults that strike before the first token: the client must never notice.
 BEFORE_FIRST_TOKEN = {
-    "500": dict(error_rate=1.0),
-    "503": dict(fault="http_503"),
-    "reset before headers": dict(fault="reset_before_headers"),
-    "stall before first token": dict(fault="stall_before_first_token", stall_s=30, time_scale=1),
-    "garbage before first token": dict(fault="garbage_sse", fault_after_tokens=0),
-    "error event before first token": dict(fault="error_event", fault_after_tokens=0),
-    "200 with unparsable body": dict(fault="bad_json_200"),
-    "stream ends before output": dict(fault="truncate", fault_after_tokens=0),
+    "500": {"error_rate": 1.0},
+    "503": {"fault": "http_503"},
+    "reset before headers": {"fault": "reset_before_headers"},
+    "stall before first token": {"fault": "stall_before_first_token", "stall_s": 30, "time_scale": 1},
+    "garbage before first token": {"fault": "garbage_sse", "fault_after_tokens": 0},
+    "error event before first token": {"fault": "error_event", "fault_after_tokens": 0},
+    "200 with unparsable body": {"fault": "bad_json_200"},
+    "stream ends before output": {"fault": "truncate", "fault_after_tokens": 0},
 }
 OUTCOMES = {"500": "5xx", "503": "5xx", "stall before first token": "timeout"}
 
@@ -167,12 +167,12 @@ def test_a_flapping_provider_never_shows_an_error() -> None:
 
 # Faults that strike after the first token: never switch, never duplicate, one clean error.
 AFTER_FIRST_TOKEN = {
-    "reset after first chunk": dict(fault="reset_after_first_chunk", fault_after_tokens=3),
-    "stall mid-stream": dict(fault="stall_mid_stream", fault_after_tokens=3, stall_s=30,
-                             time_scale=1, tokens_per_s=1e6),
-    "garbage line": dict(fault="garbage_sse", fault_after_tokens=3),
-    "200 then error event": dict(fault="error_event", fault_after_tokens=3),
-    "ends without finish or DONE": dict(fault="truncate", fault_after_tokens=3),
+    "reset after first chunk": {"fault": "reset_after_first_chunk", "fault_after_tokens": 3},
+    "stall mid-stream": {"fault": "stall_mid_stream", "fault_after_tokens": 3, "stall_s": 30,
+                             "time_scale": 1, "tokens_per_s": 1e6},
+    "garbage line": {"fault": "garbage_sse", "fault_after_tokens": 3},
+    "200 then error event": {"fault": "error_event", "fault_after_tokens": 3},
+    "ends without finish or DONE": {"fault": "truncate", "fault_after_tokens": 3},
 }
 
 

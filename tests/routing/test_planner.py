@@ -24,11 +24,11 @@ def deployment(name: str, price_in: float, price_out: float) -> Deployment:
 
 
 def estimate(name: str, ttft: float, tps: float, **kw: object) -> DeploymentEstimate:
-    fields: dict[str, object] = dict(
-        deployment=f"{name}/m", samples=20, weight=20.0, age_s=1.0, stale=False,
-        ttft_p50_s=ttft, ttft_p90_s=ttft * 1.5, ttft_per_1k_prompt_s=0.0,
-        ttft_mean_prompt_tokens=100.0, decode_tps_p50=tps, error_rate=0.0,
-        rate_limit_rate=0.0, usd_per_m_output=None, mean_output_tokens=None, in_flight=0)
+    fields: dict[str, object] = {
+        "deployment": f"{name}/m", "samples": 20, "weight": 20.0, "age_s": 1.0, "stale": False,
+        "ttft_p50_s": ttft, "ttft_p90_s": ttft * 1.5, "ttft_per_1k_prompt_s": 0.0,
+        "ttft_mean_prompt_tokens": 100.0, "decode_tps_p50": tps, "error_rate": 0.0,
+        "rate_limit_rate": 0.0, "usd_per_m_output": None, "mean_output_tokens": None, "in_flight": 0}
     fields.update(kw)
     return DeploymentEstimate(**fields)  # type: ignore[arg-type]
 

@@ -37,7 +37,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx
 from common import (
     RESULTS,
     describe_machine,
@@ -105,8 +104,7 @@ def build(scenario: Scenario, policy: str, output_tokens: int, seed: int
     engine: Engine = app.state.engine
     transport = LockstepASGITransport(sim.app)
     engine.dialects = {
-        name: build_dialect(provider, httpx.AsyncClient(base_url=provider.base_url,
-                                                        transport=transport, timeout=None))
+        name: build_dialect(provider, transport)
         for name, provider in engine.catalog.providers.items()}
     seen: list[Observation] = []
     finish = engine.finish_attempt

@@ -12,10 +12,13 @@ from .openai import OpenAIDialect
 
 __all__ = ["DIALECTS", "build_dialect"]
 
-DIALECTS: dict[str, Callable[[Provider, httpx.AsyncClient | None], Dialect]] = {
+DIALECTS: dict[str, Callable[[Provider, httpx.AsyncBaseTransport | None], Dialect]] = {
     "openai": OpenAIDialect,
 }
 
 
-def build_dialect(provider: Provider, client: httpx.AsyncClient | None = None) -> Dialect:
-    return DIALECTS[provider.dialect](provider, client)
+def build_dialect(
+    provider: Provider, transport: httpx.AsyncBaseTransport | None = None
+) -> Dialect:
+    """The provider's dialect over `transport` (default: a new pool, see transport.py)."""
+    return DIALECTS[provider.dialect](provider, transport)

@@ -66,7 +66,7 @@ class UpstreamStream(Protocol):
 
 
 class Dialect(Protocol):
-    """Talks to one provider. Built once per provider; holds its pooled HTTP client."""
+    """Talks to one provider. Built once per provider; holds its pooled HTTP transport."""
 
     async def open_stream(
         self, body: dict[str, Any], connect_timeout: float | None = None

@@ -20,7 +20,7 @@ from .base import (
     UpstreamTimeout,
 )
 from .sse import SSEDecoder
-from .transport import build_client
+from .transport import build_transport, timeouts, upstream_headers, upstream_url
 
 __all__ = ["OpenAIDialect", "parse_retry_after"]
 
@@ -28,25 +28,29 @@ _DONE = b"[DONE]"
 
 
 class OpenAIDialect:
-    def __init__(self, provider: Provider, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, provider: Provider, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.provider = provider
-        self._client = client or build_client(provider)
+        self._transport = transport or build_transport(provider)
+        self._url = upstream_url(provider, "chat/completions")
+        self._headers = upstream_headers(provider, self._url, accept="text/event-stream")
+        self._timeouts = timeouts(provider.connect_timeout_s)
 
     async def open_stream(
         self, body: dict[str, Any], connect_timeout: float | None = None
     ) -> OpenAIStream:
-        timeout: httpx.Timeout | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
-        if connect_timeout is not None:
-            timeout = httpx.Timeout(connect=connect_timeout, read=None, write=30.0, pool=30.0)
-        request = self._client.build_request(
+        request = httpx.Request(
             "POST",
-            "/chat/completions",
+            self._url,
             content=orjson.dumps(body),
-            headers={"content-type": "application/json", "accept": "text/event-stream"},
-            timeout=timeout,
+            headers=self._headers,
+            extensions={
+                "timeout": self._timeouts if connect_timeout is None else timeouts(connect_timeout)
+            },
         )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._transport.handle_async_request(request)
         except httpx.HTTPError as exc:
             if _is_timeout(exc):
                 raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
@@ -56,7 +60,7 @@ class OpenAIDialect:
         return OpenAIStream(response)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
 
 class OpenAIStream:

@@ -1,0 +1,91 @@
+"""What the OpenAI dialect puts on the wire, seen by a real upstream on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.loopback import serve
+from tokenlane.providers.openai import OpenAIDialect
+from tokenlane.types import Provider
+
+STREAM = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+          b'"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+          b"data: [DONE]\n\n")
+
+
+class Recorder:
+    """An upstream that records each request's path, headers and body, then streams STREAM,
+    setting a cookie a shared cookie jar would send back."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.requests.append({
+            "path": scope["path"],
+            "headers": {k.decode().lower(): v.decode() for k, v in scope["headers"]},
+            "body": orjson.loads(body),
+        })
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream"), (b"set-cookie", b"session=tenant-a; Path=/"),
+        ]})
+        await send({"type": "http.response.body", "body": STREAM})
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[Recorder, str]]:
+    recorder = Recorder()
+    with serve(recorder) as url:
+        yield recorder, url
+
+
+def test_request_on_the_wire(upstream: tuple[Recorder, str]) -> None:
+    recorder, url = upstream
+    # A host name, not an IP: cookie jars ignore cookies from IP addresses.
+    host_url = url.replace("127.0.0.1", "localhost")
+    provider = Provider(name="p", base_url=f"{host_url}/v1/", api_key="sk-secret",
+                        headers=(("x-org", "acme"),))
+
+    async def twice() -> list[list[dict[str, Any]]]:
+        dialect = OpenAIDialect(provider)
+        try:
+            chunks = []
+            for _ in range(2):
+                stream = await dialect.open_stream({"model": "up", "messages": [], "stream": True})
+                chunks.append([chunk async for chunk in stream])
+                assert stream.completed
+            return chunks
+        finally:
+            await dialect.aclose()
+
+    chunks = asyncio.run(twice())
+    assert [c[0]["choices"][0]["delta"]["content"] for c in chunks] == ["hi", "hi"]
+    first, second = recorder.requests
+    assert first["path"] == "/v1/chat/completions"  # base URL joined like httpx's base_url
+    assert first["body"] == {"model": "up", "messages": [], "stream": True}
+    headers = first["headers"]
+    assert headers["authorization"] == "Bearer sk-secret"
+    assert headers["x-org"] == "acme"
+    assert headers["accept"] == "text/event-stream"
+    # SSE is read frame by frame from the raw bytes: never ask for a compressed stream.
+    assert headers["accept-encoding"] == "identity"
+    assert headers["user-agent"].startswith("tokenlane")
+    assert headers["content-type"] == "application/json"
+    # No cookie jar: what one tenant's upstream answer set never rides on the next request.
+    assert "cookie" not in second["headers"]

@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/floor.py --upstream http://127.0.0.1:9100 --port 9300
 
 A minimal Starlette app that forwards `POST /{provider}/v1/chat/completions` to the same path
-on the upstream (the benchmark's upstream serves every provider under its name) with
-`httpx.AsyncClient(transport=httpx_aiohttp.AiohttpTransport())` and streams the response bytes
-back untouched: no auth, no parsing, no routing, no measuring. Served like the gateway (uvicorn,
+on the upstream (the benchmark's upstream serves every provider under its name) through an
+`httpx_aiohttp.AiohttpTransport`, called directly as the gateway calls it (providers/
+transport.py), and streams the response bytes back untouched: no auth, no parsing, no routing,
+no measuring. Served like the gateway (uvicorn,
 uvloop, httptools, no access log), so gateway CPU / floor CPU is the price of tokenlane's work.
 """
 
@@ -32,15 +33,16 @@ def build_app(upstream: str, max_connections: int = 512) -> Starlette:
     # queues on its pool at high concurrency.
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max_connections, keepalive_expiry=60)
-    client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(30.0, read=None),
-                               transport=AiohttpTransport(limits=limits))
+    transport = AiohttpTransport(limits=limits)
+    timeouts = httpx.Timeout(30.0, read=None).as_dict()
+    root = upstream.rstrip("/")
 
     async def chat_completions(request: Request) -> StreamingResponse:
         body = await request.body()
-        upstream_request = client.build_request(
-            "POST", request.url.path, content=body,
-            headers={"content-type": "application/json"})
-        response = await client.send(upstream_request, stream=True)
+        upstream_request = httpx.Request(
+            "POST", root + request.url.path, content=body,
+            headers={"content-type": "application/json"}, extensions={"timeout": timeouts})
+        response = await transport.handle_async_request(upstream_request)
         headers = {k: v for k, v in response.headers.items() if k in _FORWARDED}
         return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
                                  headers=headers, background=BackgroundTask(response.aclose))
@@ -48,7 +50,7 @@ def build_app(upstream: str, max_connections: int = 512) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await client.aclose()
+        await transport.aclose()
 
     route = Route("/{provider}/v1/chat/completions", chat_completions, methods=["POST"])
     return Starlette(routes=[route], lifespan=lifespan)

@@ -4,6 +4,7 @@ openai-SDK helpers: the same answers, decisions and typed errors as the in-proce
 from __future__ import annotations
 
 import socket
+import zlib
 
 import httpx
 import openai
@@ -29,6 +30,7 @@ from tokenlane import (
 
 from ..contract import validate_chat_chunk, validate_chat_completion
 from ..harness import MASTER_KEY, stack
+from ..loopback import serve
 from .support import MESSAGES, MODELS, SPECS, N
 
 
@@ -211,3 +213,54 @@ async def test_async_openai_sdk_errors_map_to_typed_exceptions(gw) -> None:
 
 def test_decision_from_a_response_without_one() -> None:
     assert decision_from(httpx.Response(200)) is None
+
+
+class GzipProxy:
+    """A reverse proxy in front of the gateway that compresses every response body as it
+    streams (gzip, sync-flushed per piece), as compressing proxies and CDNs do."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"host", b"accept-encoding")]
+        gzip = zlib.compressobj(wbits=31)
+        async with httpx.AsyncClient(base_url=self.upstream) as http:
+            request = http.build_request(scope["method"], scope["path"], headers=headers,
+                                         content=body)
+            response = await http.send(request, stream=True)
+            passed = [(k, v) for k, v in response.headers.raw if k.lower() not in
+                      (b"content-length", b"transfer-encoding", b"content-encoding")]
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": [*passed, (b"content-encoding", b"gzip")]})
+            async for piece in response.aiter_raw():
+                packed = gzip.compress(piece) + gzip.flush(zlib.Z_SYNC_FLUSH)
+                await send({"type": "http.response.body", "body": packed, "more_body": True})
+            await send({"type": "http.response.body", "body": gzip.flush(zlib.Z_FINISH)})
+            await response.aclose()
+
+
+def test_stream_through_a_compressing_proxy(gw) -> None:
+    with serve(GzipProxy(gw.url)) as url, Client(url, MASTER_KEY) as client:
+        with client.chat(model="m", messages=MESSAGES, stream=True, max_tokens=5) as stream:
+            assert sum(1 for c in stream if c.text) == 5
+        assert client.chat(model="m", messages=MESSAGES, max_tokens=5).usage.completion_tokens == 5
+
+
+async def test_async_stream_through_a_compressing_proxy(gw) -> None:
+    with serve(GzipProxy(gw.url)) as url:
+        async with AsyncClient(url, MASTER_KEY) as client:
+            stream = await client.chat(model="m", messages=MESSAGES, stream=True, max_tokens=5)
+            async with stream:
+                assert len([c async for c in stream if c.text]) == 5

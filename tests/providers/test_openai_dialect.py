@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from tests.loopback import serve
+from tokenlane.providers.base import UpstreamBadResponse
 from tokenlane.providers.openai import OpenAIDialect
 from tokenlane.types import Provider
 
@@ -24,6 +25,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.stream = STREAM
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -45,7 +47,7 @@ class Recorder:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream"), (b"set-cookie", b"session=tenant-a; Path=/"),
         ]})
-        await send({"type": "http.response.body", "body": STREAM})
+        await send({"type": "http.response.body", "body": self.stream})
 
 
 @pytest.fixture
@@ -89,3 +91,40 @@ def test_request_on_the_wire(upstream: tuple[Recorder, str]) -> None:
     assert headers["content-type"] == "application/json"
     # No cookie jar: what one tenant's upstream answer set never rides on the next request.
     assert "cookie" not in second["headers"]
+
+
+GOOD = b'{"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}'
+WRONG_SHAPES = [
+    b'{"choices":[null]}',
+    b'{"choices":{"0":{}}}',
+    b'{"choices":[{"index":0,"delta":"hello"}]}',
+    b'{"choices":[{"index":[0],"delta":{}}]}',
+    b'{"choices":[{"delta":{"tool_calls":[{"index":0,"function":"f"}]}}]}',
+    b'{"choices":[{"delta":{"tool_calls":{"index":0}}}]}',
+    b'{"choices":[{"delta":{},"logprobs":{"content":5}}]}',
+    b'{"choices":[],"usage":[1,2]}',
+]
+
+
+@pytest.mark.parametrize("bad", WRONG_SHAPES, ids=lambda b: b.decode()[:40])
+def test_valid_json_in_the_wrong_shape_fails_the_stream(
+    upstream: tuple[Recorder, str], bad: bytes
+) -> None:
+    recorder, url = upstream
+    recorder.stream = b"data: " + GOOD + b"\n\ndata: " + bad + b"\n\ndata: [DONE]\n\n"
+
+    async def read() -> list[dict[str, Any]]:
+        dialect = OpenAIDialect(Provider(name="p", base_url=url, api_key=None))
+        got: list[dict[str, Any]] = []
+        try:
+            stream = await dialect.open_stream({"model": "up", "messages": []})
+            with pytest.raises(UpstreamBadResponse, match="not shaped like"):
+                async for chunk in stream:
+                    got.append(chunk)
+            await stream.aclose()
+        finally:
+            await dialect.aclose()
+        return got
+
+    # What came before the bad chunk still arrives first, exactly once.
+    assert asyncio.run(read()) == [orjson.loads(GOOD)]

@@ -198,7 +198,8 @@ def test_request_id_is_echoed(gw) -> None:
     assert r.headers["x-request-id"] == "abc-123"
 
 
-def test_client_disconnect_cancels_upstream() -> None:
+def test_client_disconnect_cancels_upstream(caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     slow = SimProviderSpec(name="trickle", ttft_s=0, tokens_per_s=20, output_tokens=400,
                            time_scale=1)
     with stack([slow], {"m": ["trickle"]}) as s:
@@ -210,9 +211,11 @@ def test_client_disconnect_cancels_upstream() -> None:
             assert any(line.startswith("data: ") for line in got)
         counters = s.sim.wait_counters("trickle", lambda c: c.disconnected >= 1, timeout=10)
         assert counters.disconnected == 1 and counters.completed == 0
+    assert_no_tracebacks(caplog)  # after the stack is down: every handler has ended
 
 
-def test_non_streaming_client_disconnect_cancels_upstream() -> None:
+def test_non_streaming_client_disconnect_cancels_upstream(caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     slow = SimProviderSpec(name="slowstart", ttft_s=30, time_scale=1)
     with stack([slow], {"m": ["slowstart"]}) as s:
         with pytest.raises(httpx.ReadTimeout):
@@ -221,6 +224,13 @@ def test_non_streaming_client_disconnect_cancels_upstream() -> None:
                        json={"model": "m", "messages": MESSAGES})
         counters = s.sim.wait_counters("slowstart", lambda c: c.disconnected >= 1, timeout=10)
         assert counters.disconnected == 1 and counters.completed == 0
+    assert_no_tracebacks(caplog)
+
+
+def assert_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    """A client going away is routine: a debug line at most, never an error with a traceback."""
+    noisy = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not noisy, [r.getMessage() for r in noisy]
 
 
 def test_upstream_4xx_passes_through_and_keys_never_leak(caplog) -> None:

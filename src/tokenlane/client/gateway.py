@@ -109,7 +109,7 @@ class _HTTPSource:
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
-        self._pieces = response.iter_raw()
+        self._pieces = response.iter_bytes()  # decoded: a proxy in front may compress
         self._decoder = ChunkDecoder()
 
     def next_chunk(self) -> dict[str, Any] | None:
@@ -129,7 +129,7 @@ class _AsyncHTTPSource:
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
-        self._pieces: AsyncIterator[bytes] = response.aiter_raw()
+        self._pieces: AsyncIterator[bytes] = response.aiter_bytes()
         self._decoder = ChunkDecoder()
 
     async def next_chunk(self) -> dict[str, Any] | None:

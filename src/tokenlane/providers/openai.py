@@ -6,7 +6,10 @@ chunks come back as parsed dicts. The only work is framing (SSE) and classifying
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -117,7 +120,48 @@ def _parse_chunk(data: bytes, event: str | None) -> dict[str, Any]:
         err = chunk.get("error")
         message = err.get("message") if isinstance(err, dict) else err
         raise UpstreamBadResponse(f"error event in stream: {message}")
+    if not _well_formed(chunk):
+        raise UpstreamBadResponse("SSE chunk is not shaped like a chat.completion.chunk")
     return chunk
+
+
+def _well_formed(chunk: dict[str, Any]) -> bool:
+    """The shape everything downstream (measuring, presenting, assembling) relies on: valid
+    JSON in the wrong shape is as broken as invalid JSON, and must fail the attempt the same
+    way rather than crash the code reading it. Checks only what is there; cheap per chunk."""
+    usage = chunk.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        return False
+    choices = chunk.get("choices")
+    if choices is None:
+        return True
+    if not isinstance(choices, list):
+        return False
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("index", 0), int):
+            return False
+        delta = choice.get("delta")
+        if delta is not None and not (isinstance(delta, dict) and _calls_well_formed(delta)):
+            return False
+        logprobs = choice.get("logprobs")
+        if logprobs is not None and not (
+            isinstance(logprobs, dict)
+            and all(v is None or isinstance(v, list) for v in logprobs.values())
+        ):
+            return False
+    return True
+
+
+def _calls_well_formed(delta: dict[str, Any]) -> bool:
+    calls = delta.get("tool_calls")
+    if calls is None:
+        return True
+    return isinstance(calls, list) and all(
+        isinstance(call, dict)
+        and isinstance(call.get("index", 0), int)
+        and isinstance(call.get("function") or {}, dict)
+        for call in calls
+    )
 
 
 async def _http_error(response: httpx.Response) -> UpstreamHTTPError:
@@ -138,14 +182,25 @@ async def _http_error(response: httpx.Response) -> UpstreamHTTPError:
     return UpstreamHTTPError(response.status_code, body, retry_after)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form; HTTP dates are rare upstream)."""
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds, or an HTTP date (RFC 9110)
+    measured against `now` (Unix time; default the wall clock). None when absent or unreadable.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive result means no zone was given
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _is_timeout(exc: httpx.HTTPError) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import TokenlaneError
 from ..request import chat_request_from_body
+from ..tracebacks import one_line
 from .engine import Engine
 
 __all__ = ["ProbeSettings", "Prober"]
@@ -90,5 +91,5 @@ class Prober:
             await self.engine.clock.sleep(self.settings.interval_s)
             try:
                 await self.run_once()
-            except Exception:  # a probe round must never take the gateway down
-                log.exception("probe round failed")
+            except Exception as exc:  # noqa: BLE001 - a probe round must never take the gateway down
+                log.error("probe round failed: %s", one_line(exc))

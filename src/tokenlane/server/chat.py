@@ -10,6 +10,7 @@ present. Errors are OpenAI-shaped; anything unexpected is left to `RequestContex
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Iterable
 from typing import Any, TypeVar
 
@@ -27,6 +28,8 @@ from .streaming import sse_body
 __all__ = ["CHAT_PATH", "ChatCompletions"]
 
 CHAT_PATH = "/v1/chat/completions"
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Headers = list[tuple[bytes, bytes]]
@@ -76,6 +79,10 @@ class ChatCompletions:
         except TokenlaneError as exc:
             extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers().items()]
             await _send_json(send, exc.status, exc.to_body(), extra)
+        except ClientGone as exc:
+            # Routine, not an error: nobody is left to answer, and the upstream request was
+            # cancelled with the work (its attempt recorded as cancelled).
+            log.debug("%s", exc)
 
 
 def _text(value: bytes | None) -> str | None:

@@ -14,6 +14,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from ..errors import error_body
+from ..tracebacks import one_line
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -29,8 +30,8 @@ class RequestContextMiddleware:
     """Gives every HTTP request an id (the client's `x-request-id` if sane) and echoes it.
 
     Any exception that escapes the app becomes an OpenAI-shaped 500 when no response has
-    started: clients never see a traceback. The traceback goes to the log (it holds no keys:
-    `Provider.api_key` is excluded from reprs).
+    started: clients never see a traceback. The log gets one line naming the exception and
+    where it was raised (see tracebacks.py).
     """
 
     def __init__(self, app: Any) -> None:
@@ -60,8 +61,8 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error in request %s", request_id)
+        except Exception as exc:
+            log.error("unhandled error in request %s: %s", request_id, one_line(exc))
             if started:
                 raise
             await send_with_id({

@@ -79,8 +79,10 @@ def serve_in_thread(app: Any, *, log_level: str = "warning") -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5)
+    # log_config=None: leave the host process's logging alone (uvicorn's default dictConfig
+    # would replace its handlers); uvicorn's records propagate to whatever the host set up.
+    config = uvicorn.Config(app, log_level=log_level, log_config=None, access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

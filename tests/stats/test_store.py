@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -90,6 +90,20 @@ def test_streams_in_flight_show_a_trickle_before_they_finish() -> None:
     store.untrack("a", trickle)
     store.untrack("a", waiting)
     assert store.snapshot(["a"]).estimates["a"].live_decode_tps is None
+
+
+def test_streams_in_flight_count_tokens_not_chunks() -> None:
+    """A provider that packs 4 tokens per chunk, streaming at its usual 100 tokens/s, is not
+    a trickle: its chunk rate is converted with the tokens per chunk its answers showed."""
+    clock = ManualClock(start=10)
+    store = StatsStore(clock)
+    for i in range(5):
+        store.observe(replace(ok("packs", at=i, tps=100, out=400), chunks=100))
+    stream = Live(sent_at=10, first_at=10, chunks=26)  # 25 chunks after the first in 1 s
+    store.track("packs", stream)
+    clock.advance(1)
+    e = store.snapshot(["packs"]).estimates["packs"]
+    assert e.live_decode_tps == pytest.approx(100) and e.decode_tps_p50 == 100
 
 
 def test_a_recovered_deployment_forgets_its_outage() -> None:

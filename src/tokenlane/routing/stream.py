@@ -87,15 +87,13 @@ class AttemptMeter:
 
     @property
     def output_tokens(self) -> int:
-        if self.usage and isinstance(self.usage.get("completion_tokens"), int):
-            return self.usage["completion_tokens"]
-        return self.chunks
+        reported = self.usage.get("completion_tokens") if self.usage else None
+        return reported if isinstance(reported, int) else self.chunks
 
     @property
     def prompt_tokens(self) -> int:
-        if self.usage and isinstance(self.usage.get("prompt_tokens"), int):
-            return self.usage["prompt_tokens"]
-        return self.prompt_estimate
+        reported = self.usage.get("prompt_tokens") if self.usage else None
+        return reported if isinstance(reported, int) else self.prompt_estimate
 
     def observe(self, outcome: str, status: int | None = None) -> Observation:
         now = self.clock.now()
@@ -119,6 +117,7 @@ class AttemptMeter:
             cost=self.deployment.price.cost(prompt, output),
             status=status,
             model=self.model,
+            chunks=self.chunks,
         )
 
 

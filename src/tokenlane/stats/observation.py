@@ -13,6 +13,12 @@ OUTCOMES = ("ok", "4xx", "429", "5xx", "timeout", "connect", "stall", "bad_respo
 
 @dataclass(frozen=True, slots=True)
 class Observation:
+    """What one attempt on one deployment measured, streaming or not: the stats' only input.
+
+    `outcome` is one of `OUTCOMES`; `ttft_s` and `decode_tps` are None when the attempt did not
+    get that far; `cost` is in USD from the deployment's configured prices and the tokens the
+    upstream reported (counted when it reported none)."""
+
     deployment: str
     at: float  # clock time the attempt ended
     outcome: str
@@ -24,3 +30,6 @@ class Observation:
     cost: float = 0.0
     status: int | None = None
     model: str = ""  # the public model name the attempt served
+    # Chunks that carried output. Providers pack one or several tokens per chunk; tokens per
+    # chunk turns the chunk rate of a stream still in flight into tokens/s (see StatsStore).
+    chunks: int = 0

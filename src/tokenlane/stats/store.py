@@ -58,6 +58,7 @@ class _DeploymentStats:
         self.rate_limited = DecayedMean(half_life)
         self.cost = DecayedMean(half_life)
         self.output = DecayedMean(half_life)
+        self.tokens_per_chunk = DecayedMean(half_life)
         self.ttft_shift = LevelShift(half_life, s.ttft_shift_factor, s.shift_samples)
         self.decode_shift = LevelShift(half_life, s.decode_shift_factor, s.shift_samples)
 
@@ -104,6 +105,8 @@ class _DeploymentStats:
             # Weighted by tokens: sum(cost) / sum(tokens), both decayed alike.
             self.cost.add(obs.cost / obs.output_tokens * 1e6, at, weight=obs.output_tokens)
             self.output.add(obs.output_tokens, at)
+            if obs.chunks > 0:
+                self.tokens_per_chunk.add(obs.output_tokens / obs.chunks, at, weight=obs.chunks)
 
 
 class StatsStore:
@@ -151,7 +154,8 @@ class StatsStore:
     def _estimate(self, deployment: str, now: float) -> DeploymentEstimate:
         stats = self._stats.get(deployment)
         live = self._live.get(deployment, ())
-        live_tps, live_wait = self._live_signals(live, now)
+        per_chunk = (stats.tokens_per_chunk.value() if stats is not None else None) or 1.0
+        live_tps, live_wait = self._live_signals(live, now, per_chunk)
         if stats is None:
             return DeploymentEstimate(
                 deployment, 0, 0.0, None, True, None, None, 0.0, None, None, None, None, None,
@@ -182,8 +186,11 @@ class StatsStore:
         )
 
     def _live_signals(
-        self, live: Iterable[LiveAttempt], now: float
+        self, live: Iterable[LiveAttempt], now: float, tokens_per_chunk: float
     ) -> tuple[float | None, float | None]:
+        """Median decode tokens/s of the streams in flight, and the longest wait for a first
+        token. Streams count chunks, estimates count tokens: `tokens_per_chunk` (learnt from
+        finished attempts) converts, so a provider that packs tokens is not seen as slow."""
         rates = []
         longest_wait = None
         s = self.settings
@@ -195,7 +202,7 @@ class StatsStore:
             elapsed = now - attempt.first_at
             enough = attempt.chunks >= s.live_min_tokens or elapsed >= s.live_min_seconds
             if enough and elapsed > 0:
-                rates.append(max(attempt.chunks - 1, 0) / elapsed)
+                rates.append(max(attempt.chunks - 1, 0) * tokens_per_chunk / elapsed)
         if not rates:
             return None, longest_wait
         rates.sort()

@@ -116,3 +116,41 @@ def test_bad_config_is_one_line_and_exit_code_2(tmp_path: Path, capsys) -> None:
 def test_check_accepts_the_demo(capsys) -> None:
     assert main(["check", "--config", str(ROOT / "config" / "demo.yaml")]) == 0
     assert "ok (2 models, 6 deployments)" in capsys.readouterr().out
+
+
+def test_bad_sim_config_is_one_line_and_exit_code_2(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "sim.yaml"
+    path.write_text("sim:\n  providers:\n    - {name: a, speed: 3}\n")
+    assert main(["sim", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"tokenlane: config error: {path}:3: sim.providers[0].speed: unknown key"
+
+
+AUTH_ON = """\
+server: {port: 1, auth: {enabled: true, master_keys_env: TL_CLI_TEST_KEYS}}
+providers:
+  p: {base_url: "http://127.0.0.1:9/v1"}
+models:
+  m:
+    deployments:
+      - {provider: p, model: m, price: {input: 1, output: 1}}
+"""
+
+
+def tokenlane(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tokenlane.cli", *args], check=False,
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+
+
+def test_missing_master_keys_fail_check_and_serve_alike(tmp_path: Path) -> None:
+    path = tmp_path / "auth.yaml"
+    path.write_text(AUTH_ON)
+    env = {k: v for k, v in os.environ.items() if k != "TL_CLI_TEST_KEYS"}
+    expected = (f"tokenlane: config error: {path}: server.auth.master_keys_env: environment "
+                "variable TL_CLI_TEST_KEYS is not set")
+    for command in ("check", "serve"):
+        done = tokenlane(command, "--config", str(path), env=env)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith(expected), done.stderr
+    ok = tokenlane("check", "--config", str(path), env={**env, "TL_CLI_TEST_KEYS": "k1"})
+    assert ok.returncode == 0 and "ok (1 models, 1 deployments)" in ok.stdout

@@ -88,10 +88,87 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_local_presets_need_no_key(tmp_path: Path) -> None:
-    text = MINIMAL.replace("{preset: cerebras}", "{preset: vllm}")
+    text = "server: {port: 9000}\n" + MINIMAL.replace("{preset: cerebras}", "{preset: vllm}")
     catalog = load_settings(write(tmp_path, text)).resolve({})
     assert catalog.providers["cerebras"].api_key is None
+    # vLLM's own default port, kept even though the gateway's default is the same.
     assert catalog.providers["cerebras"].base_url == "http://127.0.0.1:8000/v1"
+
+
+@pytest.mark.parametrize(("server", "provider"), [
+    ("{}", "{preset: vllm}"),  # both defaults: 127.0.0.1:8000
+    ("{host: 0.0.0.0, port: 8100}", "{base_url: 'http://localhost:8100/v1'}"),
+    ("{host: 127.0.0.1, port: 8080}", "{preset: llamacpp}"),
+])
+def test_provider_pointing_at_the_gateway_itself_fails(
+    tmp_path: Path, server: str, provider: str
+) -> None:
+    path = write(tmp_path, f"server: {server}\n" + MINIMAL.replace("{preset: cerebras}", provider))
+    with pytest.raises(ConfigError) as err:
+        load_settings(path).resolve({}, source=str(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}: providers.cerebras.base_url: ")
+    assert "points at this gateway itself" in message and "\n" not in message
+
+
+def test_provider_on_another_port_or_host_is_not_the_gateway(tmp_path: Path) -> None:
+    for server, base_url in [("{port: 8000}", "http://127.0.0.1:8001/v1"),
+                             ("{host: 127.0.0.1, port: 80}", "http://example.com/v1"),
+                             ("{port: 0}", "http://127.0.0.1:0/v1")]:
+        text = f"server: {server}\n" + MINIMAL.replace(
+            "{preset: cerebras}", f"{{base_url: '{base_url}'}}")
+        load_settings(write(tmp_path, text)).resolve({})
+
+
+def test_deepinfra_preset_uses_the_documented_token_variable(tmp_path: Path) -> None:
+    # DeepInfra's docs (docs.deepinfra.com/chat/overview) call the key DEEPINFRA_TOKEN.
+    path = write(tmp_path, MINIMAL.replace("{preset: cerebras}", "{preset: deepinfra}"))
+    catalog = load_settings(path).resolve({"DEEPINFRA_TOKEN": "di-key"})
+    assert catalog.providers["cerebras"].api_key == "di-key"
+    assert catalog.providers["cerebras"].base_url == "https://api.deepinfra.com/v1/openai"
+    with pytest.raises(ConfigError, match="DEEPINFRA_TOKEN is not set"):
+        load_settings(path).resolve({"DEEPINFRA_API_KEY": "di-key"})
+
+
+@pytest.mark.parametrize("header", [
+    "Authorization", "proxy-authorization", "X-Api-Key", "api-key", "X-Goog-API-KEY",
+    "X-Auth-Token", "X-Client-Secret",
+])
+def test_credential_headers_in_the_file_are_refused(tmp_path: Path, header: str) -> None:
+    path = write(tmp_path, MINIMAL.replace(
+        "{preset: cerebras}", f"{{preset: cerebras, headers: {{{header}: 'Bearer sk-live-123'}}}}"))
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:2: providers.cerebras.headers.{header}: ")
+    assert "api_key_env" in message and "headers_env" in message
+    assert "sk-live-123" not in message and "\n" not in message
+
+
+def test_plain_headers_pass_and_secret_headers_come_from_env(tmp_path: Path) -> None:
+    text = MINIMAL.replace("{preset: cerebras}", "{preset: cerebras, headers: {X-Title: demo}, "
+                                                 "headers_env: {X-Org-Key: ORG_KEY}}")
+    path = write(tmp_path, text)
+    settings = load_settings(path)
+    provider = settings.resolve({"CEREBRAS_API_KEY": "k", "ORG_KEY": "org-secret-9"},
+                                source=str(path)).providers["cerebras"]
+    assert dict(provider.headers) == {"X-Title": "demo", "X-Org-Key": "org-secret-9"}
+    assert "org-secret-9" not in repr(provider)
+    with pytest.raises(ConfigError) as err:
+        settings.resolve({"CEREBRAS_API_KEY": "k"}, source=str(path))
+    assert str(err.value) == (
+        f"{path}: providers.cerebras.headers_env.X-Org-Key: environment variable ORG_KEY is not "
+        "set (provider 'cerebras' is used by a model)")
+
+
+def test_master_keys_env_names_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    auth = load_settings(path).server.auth
+    assert auth.master_keys({"TOKENLANE_MASTER_KEYS": " a, b ,"}) == ("a", "b")
+    with pytest.raises(ConfigError) as err:
+        auth.master_keys({}, source=str(path))
+    assert str(err.value).startswith(
+        f"{path}: server.auth.master_keys_env: environment variable TOKENLANE_MASTER_KEYS is not set")
 
 
 def test_shipped_configs_are_valid() -> None:

@@ -14,6 +14,7 @@ import uvicorn
 
 from .config import ConfigError, Settings, load_settings
 from .defaults import default_settings
+from .types import Catalog
 
 __all__ = ["main"]
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return int(args.run(args) or 0)
-    except ConfigError as exc:
+    except ConfigError as exc:  # the gateway's and the simulator's (SimConfigError) alike
         print(f"tokenlane: config error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -68,9 +69,17 @@ def _load(path: str | None) -> tuple[Settings, str]:
     return load_settings(path), path
 
 
+def _validate(settings: Settings, source: str) -> Catalog:
+    """Everything `serve` needs from the settings and the environment, checked the same way
+    by `check`: cross-references, provider keys, and the gateway's own master keys."""
+    catalog = settings.resolve(os.environ, source=source)
+    settings.server.auth.master_keys(os.environ, source=source)
+    return catalog
+
+
 def _check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    catalog = settings.resolve(os.environ, source=args.config)
+    catalog = _validate(settings, args.config)
     deployments = sum(len(m.deployments) for m in catalog.models.values())
     print(f"{args.config}: ok ({len(catalog.models)} models, {deployments} deployments)")
     return 0
@@ -111,7 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
     })
     settings = settings.model_copy(update={"server": server_settings})
-    app = create_app(settings, source=source)
+    app = create_app(settings, source=source, catalog=_validate(settings, source))
     gateway = uvicorn.Server(uvicorn.Config(
         app, host=server_settings.host, port=server_settings.port, http="httptools",
         log_level=args.log_level, access_log=False,

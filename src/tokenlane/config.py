@@ -5,21 +5,24 @@ cross-references (a deployment naming an unknown provider, a provider whose key 
 and produces the runtime `Catalog`. Every failure is a `ConfigError` whose message names the file,
 the key path and, when known, the line: one readable line, no traceback.
 
-Secrets never live in files: a provider names the env var that holds its key (`api_key_env`).
+Secrets never live in files: a provider names the env var that holds its key (`api_key_env`),
+and any other secret header the env var that holds its value (`headers_env`); `headers` refuses
+names that carry credentials.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .presets import PRESETS
 from .sim import SimSettings
 from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
-from .yamlfile import describe_validation_error, locate, read_yaml
+from .yamlfile import ConfigError, describe_validation_error, locate, read_yaml
 
 __all__ = [
     "AuthSettings",
@@ -40,10 +43,6 @@ __all__ = [
 PolicyName = Literal["balanced", "throughput", "latency", "price", "order", "weighted"]
 
 
-class ConfigError(ValueError):
-    """A config file is unusable. The message is one line: file, key path, what is wrong."""
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,6 +54,19 @@ class AuthSettings(_Strict):
     # Comma-separated keys in this env var; several allow rotation without downtime.
     master_keys_env: str = "TOKENLANE_MASTER_KEYS"
 
+    def master_keys(self, env: Mapping[str, str], *, source: str = "<config>") -> tuple[str, ...]:
+        """The keys clients may present (none when auth is off); ConfigError when unset."""
+        if not self.enabled:
+            return ()
+        keys = tuple(k.strip() for k in env.get(self.master_keys_env, "").split(",") if k.strip())
+        if not keys:
+            raise ConfigError(
+                f"{source}: server.auth.master_keys_env: environment variable "
+                f"{self.master_keys_env} is not set (set it, or disable auth explicitly with "
+                "server.auth.enabled: false)"
+            )
+        return keys
+
 
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
@@ -65,6 +77,21 @@ class ServerSettings(_Strict):
     auth: AuthSettings = AuthSettings()
 
 
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
+_CREDENTIAL_WORDS = ("key", "token", "secret")
+
+
+def _plain_header(name: str) -> str:
+    lowered = name.lower()
+    if lowered in _CREDENTIAL_HEADERS or any(word in lowered for word in _CREDENTIAL_WORDS):
+        raise ValueError(
+            f"header {name!r} carries a credential, and secrets never live in config files: "
+            "put the key in an environment variable and name it with api_key_env (a second "
+            "secret header: headers_env: {Header-Name: ENV_VAR})"
+        )
+    return name
+
+
 class ProviderSettings(_Strict):
     """One upstream API. `preset` fills `base_url` and `api_key_env`; either can be overridden."""
 
@@ -72,7 +99,10 @@ class ProviderSettings(_Strict):
     base_url: str | None = None
     api_key_env: str | None = None
     dialect: Literal["openai"] = "openai"
-    headers: dict[str, str] = {}
+    # Fixed, non-secret headers; a name that looks like a credential is refused.
+    headers: dict[Annotated[str, AfterValidator(_plain_header)], str] = {}
+    # Header name -> env var holding its value, for a provider that needs a second secret.
+    headers_env: dict[str, Annotated[str, Field(min_length=1)]] = {}
     max_connections: int = Field(512, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
 
@@ -82,6 +112,9 @@ class ProviderSettings(_Strict):
             raise ValueError(f"unknown preset {self.preset!r} (known: {', '.join(sorted(PRESETS))})")
         if self.preset is None and self.base_url is None:
             raise ValueError("give either 'preset' or 'base_url'")
+        both = {h.lower() for h in self.headers} & {h.lower() for h in self.headers_env}
+        if both:
+            raise ValueError(f"header(s) {', '.join(sorted(both))} in both headers and headers_env")
         return self
 
 
@@ -175,6 +208,7 @@ class Settings(_Strict):
         for name, spec in self.providers.items():
             if name in used:
                 providers[name] = _resolve_provider(name, spec, env, source)
+                _not_this_gateway(name, spec, providers[name].base_url, self.server, source)
         models: dict[str, ModelRoute] = {}
         for model_name, model in self.models.items():
             deployments = []
@@ -232,16 +266,62 @@ def _resolve_provider(
             f"{source}: providers.{name}.api_key_env: environment variable {key_env} is not set "
             f"(provider {name!r} is used by a model)"
         )
+    headers: list[tuple[str, str]] = list(spec.headers.items())
+    for header, var in spec.headers_env.items():
+        value = env.get(var)
+        if not value:
+            raise ConfigError(
+                f"{source}: providers.{name}.headers_env.{header}: environment variable {var} "
+                f"is not set (provider {name!r} is used by a model)"
+            )
+        headers.append((header, _Secret(value)))
     assert base_url is not None  # the validator demands preset or base_url
     return Provider(
         name=name,
         base_url=base_url.rstrip("/"),
         api_key=api_key or None,
-        headers=tuple(spec.headers.items()),
+        headers=tuple(headers),
         dialect=spec.dialect,
         max_connections=spec.max_connections,
         connect_timeout_s=spec.connect_timeout_s,
     )
+
+
+class _Secret(str):
+    """A header value from the environment: sent as is, never shown by repr (logs, dumps)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
+
+
+# Names that reach this machine's loopback listener, and the hosts that mean "every interface".
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+_ANY_INTERFACE = frozenset({"0.0.0.0", "::", ""})
+
+
+def _not_this_gateway(
+    name: str, spec: ProviderSettings, base_url: str, server: ServerSettings, source: str
+) -> None:
+    """Refuse a provider that would send the gateway's requests back to the gateway."""
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # not a port number: the provider fails on its own, not a loop
+        return
+    if server.port == 0 or port != server.port:
+        return
+    host, own = (parts.hostname or "").lower(), server.host.lower().strip("[]")
+    same = (host == own or (own in _ANY_INTERFACE and host in _LOOPBACK | _ANY_INTERFACE)
+            or (own in _LOOPBACK and host in _LOOPBACK))
+    if same:
+        origin = f" (preset {spec.preset}'s default)" if spec.base_url is None else ""
+        raise ConfigError(
+            f"{source}: providers.{name}.base_url: {base_url}{origin} points at this gateway "
+            f"itself ({server.host}:{server.port}); set the provider's base_url to where it "
+            "listens, or move the gateway with server.port"
+        )
 
 
 def parse_settings(data: object, *, source: str = "<config>", text: str | None = None) -> Settings:

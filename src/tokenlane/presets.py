@@ -26,9 +26,12 @@ PRESETS: dict[str, Preset] = {
     "openai": Preset("https://api.openai.com/v1", "OPENAI_API_KEY"),
     "together": Preset("https://api.together.xyz/v1", "TOGETHER_API_KEY"),
     "fireworks": Preset("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
-    # DeepInfra serves its OpenAI-compatible API under /v1/openai, not /v1.
-    "deepinfra": Preset("https://api.deepinfra.com/v1/openai", "DEEPINFRA_API_KEY"),
+    # DeepInfra serves its OpenAI-compatible API under /v1/openai, not /v1; its docs call the
+    # key DEEPINFRA_TOKEN (docs.deepinfra.com/chat/overview).
+    "deepinfra": Preset("https://api.deepinfra.com/v1/openai", "DEEPINFRA_TOKEN"),
     "openrouter": Preset("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    # vLLM's own default port, which is also the gateway's: config refuses a provider that
+    # points at the gateway itself, so a local vLLM beside a default gateway sets base_url.
     "vllm": Preset("http://127.0.0.1:8000/v1", "VLLM_API_KEY", key_required=False),
     "llamacpp": Preset("http://127.0.0.1:8080/v1", "LLAMA_API_KEY", key_required=False),
     "ollama": Preset("http://127.0.0.1:11434/v1", None, key_required=False),

@@ -1,7 +1,8 @@
 """Reading YAML config files with errors that say where to look: file, line, key path.
 
 Shared by the gateway config and the simulator's `sim:` section (the same file). Pure apart
-from reading the file; callers choose the exception class their users see.
+from reading the file. `ConfigError` lives here so both rooms raise one exception tree (the
+simulator's `SimConfigError` is a `ConfigError`) that the command line reports the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-__all__ = ["describe_validation_error", "key_path", "line_of", "locate", "read_yaml"]
+__all__ = ["ConfigError", "describe_validation_error", "key_path", "line_of", "locate",
+           "read_yaml"]
+
+# Location parts pydantic adds that are not keys in the file: validator frames, dict-key marks.
+_NOT_KEYS = ("function-", "[key]")
+
+
+class ConfigError(ValueError):
+    """A config file is unusable. The message is one line: file, key path, what is wrong."""
 
 
 def read_yaml(path: str | os.PathLike[str], error: type[Exception]) -> tuple[Any, str]:
@@ -54,7 +63,7 @@ def key_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not str(part).startswith("function-"):  # pydantic's validator frames
+        elif not str(part).startswith(_NOT_KEYS):
             out += f".{part}" if out else str(part)
     return out or "(top level)"
 

@@ -3,15 +3,17 @@
 Given in the body (`"provider": {...}`, stripped before the body goes upstream) or, for clients
 that cannot change the body, as JSON in the `x-tokenlane-provider` header. Parsed only when
 present: most requests pay nothing. Unknown names and bad values are a 400 naming the field.
+Values are strict JSON types: `true`/`false` for booleans, numbers for numbers, no coercion
+from strings ("yes" is not a boolean).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from ..errors import InvalidRequest
 from ..types import Failover
@@ -26,7 +28,7 @@ _SUFFIXES: dict[str, Sort] = {"nitro": "throughput", "floor": "price"}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Percentiles(_Strict):
@@ -55,18 +57,45 @@ class Require(_Strict):
     max_cost: float | None = Field(None, ge=0, description="USD for this request")
 
 
+# A soft threshold is a number (p50) or percentiles. The union is tagged by the value's JSON
+# type so a bad value gets the one error that applies (`p50: -1` -> "greater than 0") instead
+# of pydantic trying each branch; the tags are dropped from the error's `param`.
+_NUMBER, _PERCENTILES = "number-threshold", "percentiles-threshold"
+
+
+def _threshold_kind(value: Any) -> str | None:
+    if isinstance(value, (dict, Percentiles)):
+        return _PERCENTILES
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _NUMBER
+    return None
+
+
+def _by_kind(unit: str) -> Discriminator:
+    return Discriminator(
+        _threshold_kind, custom_error_type="threshold_type",
+        custom_error_message=f"should be a number of {unit} (p50) or an object "
+                             "{p50, p75, p90, p99} of them")
+
+
+_Threshold = Annotated[float, Field(gt=0), Tag(_NUMBER)] | Annotated[Percentiles, Tag(_PERCENTILES)]
+Throughput = Annotated[_Threshold, _by_kind("tokens/s")]
+Latency = Annotated[_Threshold, _by_kind("seconds")]
+
+
 class RoutingOptions(_Strict):
     """Per-request routing options: OpenRouter's `provider` object plus ours (`require`,
     `value_of_time`, failure-handling overrides). Unknown fields are an error naming them."""
 
-    order: list[str] | None = None
-    only: list[str] | None = None
-    ignore: list[str] | None = None
+    # Any sequence of names from Python (a tuple too); JSON only has arrays anyway.
+    order: list[str] | None = Field(None, strict=False)
+    only: list[str] | None = Field(None, strict=False)
+    ignore: list[str] | None = Field(None, strict=False)
     allow_fallbacks: bool = True
     sort: Sort | None = None
     max_price: MaxPrice | None = None
-    preferred_min_throughput: float | Percentiles | None = None
-    preferred_max_latency: float | Percentiles | None = None
+    preferred_min_throughput: Throughput | None = None
+    preferred_max_latency: Latency | None = None
     # Our additions.
     require: Require | None = None
     value_of_time: float | None = Field(None, ge=0, description="USD per hour of waiting")
@@ -108,10 +137,14 @@ def parse_options(body_value: Any, header_value: str | None) -> RoutingOptions:
         return RoutingOptions.model_validate(merged)
     except ValidationError as exc:
         err = exc.errors()[0]
-        path = key_path(("provider", *err["loc"]))
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        path = key_path(("provider", *(p for p in err["loc"] if p not in (_NUMBER, _PERCENTILES))))
+        message = _PLAIN.get(err["type"]) or err["msg"]
         raise InvalidRequest(f"Invalid routing option {path}: {message}", param=path,
                              code="invalid_routing_option") from None
+
+
+# Clearer words than pydantic's for the mistakes clients make most.
+_PLAIN = {"extra_forbidden": "unknown field", "bool_type": "should be true or false"}
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

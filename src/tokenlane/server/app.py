@@ -60,7 +60,7 @@ def create_app(
                 probing.cancel()
             await engine.aclose()
 
-    auth = Authenticator(settings.server.auth, env)
+    auth = Authenticator(settings.server.auth, env, source=source)
     app = Gateway(
         ChatCompletions(engine, auth, settings.server.max_body_bytes),
         title="tokenlane", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,

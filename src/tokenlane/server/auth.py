@@ -5,22 +5,20 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from ..config import AuthSettings, ConfigError
+from ..config import AuthSettings
 from ..errors import AuthenticationFailed
 
 __all__ = ["Authenticator"]
 
 
 class Authenticator:
-    def __init__(self, settings: AuthSettings, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, settings: AuthSettings, env: Mapping[str, str], *, source: str = "<config>"
+    ) -> None:
+        """ConfigError naming `source` when auth is on and no key is set. `tokenlane check` and
+        `serve` run the same check (`AuthSettings.master_keys`) with the file's name first."""
         self.enabled = settings.enabled
-        raw = env.get(settings.master_keys_env, "") if settings.enabled else ""
-        self._keys = tuple(k.strip().encode() for k in raw.split(",") if k.strip())
-        if self.enabled and not self._keys:
-            raise ConfigError(
-                f"server.auth.master_keys_env: environment variable {settings.master_keys_env} "
-                "is not set (set it, or disable auth explicitly with server.auth.enabled: false)"
-            )
+        self._keys = tuple(k.encode() for k in settings.master_keys(env, source=source))
 
     def check(self, authorization: str | None) -> None:
         if not self.enabled:

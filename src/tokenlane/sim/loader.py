@@ -12,14 +12,15 @@ import os
 
 from pydantic import ValidationError
 
-from ..yamlfile import describe_validation_error, locate, read_yaml
+from ..yamlfile import ConfigError, describe_validation_error, locate, read_yaml
 from .spec import SimSettings
 
 __all__ = ["SimConfigError", "load_sim_settings", "parse_sim_settings"]
 
 
-class SimConfigError(ValueError):
-    """Simulator settings are unusable; the message says where and why in one line."""
+class SimConfigError(ConfigError):
+    """Simulator settings are unusable; the message says where and why in one line. A
+    `ConfigError`, so `tokenlane sim` reports it as the gateway reports its own config errors."""
 
 
 def load_sim_settings(path: str | os.PathLike[str]) -> SimSettings:

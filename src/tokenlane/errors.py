@@ -107,10 +107,12 @@ class UpstreamRejected(TokenlaneError):
     """An upstream answered 4xx for a reason retrying elsewhere will not fix (bad request, ...).
 
     The client gets the upstream's status and error object, so it sees what it would have seen
-    talking to the provider directly.
+    talking to the provider directly; `attempts` lists every try up to this one (earlier
+    deployments may have failed first), in the body as `error.attempts`.
     """
 
-    def __init__(self, status: int, body: dict[str, Any], deployment: str):
+    def __init__(self, status: int, body: dict[str, Any], deployment: str,
+                 attempts: tuple[Attempt, ...] = ()):
         found = body.get("error")
         err: dict[str, Any] = found if isinstance(found, dict) else {}
         message = str(err.get("message") or f"upstream returned HTTP {status}")
@@ -121,6 +123,11 @@ class UpstreamRejected(TokenlaneError):
         self.status = status
         self.type = str(err.get("type") or "invalid_request_error")
         self.deployment = deployment
+        self.attempts = attempts
+
+    def to_body(self) -> dict[str, Any]:
+        """The upstream's error object plus `attempts`."""
+        return _with_attempts(super().to_body(), self.attempts)
 
     def headers(self) -> dict[str, str]:
         """Names the deployment that refused."""
@@ -172,17 +179,19 @@ class NoDeploymentAvailable(TokenlaneError):
 
     def to_body(self) -> dict[str, Any]:
         """OpenAI's error object plus `attempts`."""
-        body = super().to_body()
-        # Structured too, so clients need not parse the message (an extension of OpenAI's shape).
-        body["error"]["attempts"] = [
-            {"deployment": a.deployment, "outcome": a.outcome, "status": a.status,
-             "reason": a.reason}
-            for a in self.attempts
-        ]
-        return body
+        return _with_attempts(super().to_body(), self.attempts)
 
     def headers(self) -> dict[str, str]:
         """`Retry-After` when we know when to come back."""
         if self.retry_after is None:
             return {}
         return {"retry-after": str(max(1, round(self.retry_after)))}
+
+
+def _with_attempts(body: dict[str, Any], attempts: tuple[Attempt, ...]) -> dict[str, Any]:
+    # Structured too, so clients need not parse the message (an extension of OpenAI's shape).
+    body["error"]["attempts"] = [
+        {"deployment": a.deployment, "outcome": a.outcome, "status": a.status, "reason": a.reason}
+        for a in attempts
+    ]
+    return body

@@ -158,9 +158,11 @@ def test_all_rate_limited_is_a_429_with_retry_after(gw: Stack) -> None:
 
 
 def test_an_upstreams_own_4xx_is_upstream_rejected_naming_the_deployment(gw: Stack) -> None:
-    exc = _assert_all_alike(_every_way(gw, "picky"), "deployment")
+    exc = _assert_all_alike(_every_way(gw, "picky"), "deployment", "attempts")
     assert isinstance(exc, UpstreamRejected)
     assert exc.status == 404 and exc.deployment == "picky/picky-picky"
+    assert [(a.deployment, a.outcome, a.status) for a in exc.attempts] == [
+        ("picky/picky-picky", "4xx", 404)]
     assert exc.type == "invalid_request_error" and exc.message
 
 

@@ -249,6 +249,23 @@ def test_upstream_4xx_passes_through_and_keys_never_leak(caplog) -> None:
     assert all(SIM_KEY not in r.getMessage() for r in caplog.records)
 
 
+def test_upstream_echoing_our_key_masked_never_reaches_the_client(caplog) -> None:
+    """An upstream that rejects our key echoes it masked, as OpenAI does; the 401 passes
+    through (the issue's contract for upstream 4xx) without even the masked key."""
+    caplog.set_level(logging.DEBUG)
+    with stack([SimProviderSpec(name="strict", ttft_s=0, time_scale=0)], {"m": ["strict"]}) as s:
+        s.sim.update("strict", api_key="sk-sim-rotated-key-456")  # ours is now the wrong one
+        with pytest.raises(openai.AuthenticationError) as err:
+            s.openai().chat.completions.create(model="m", messages=MESSAGES)
+        body = err.value.response.json()
+        validate_error(body)
+        assert body["error"]["code"] == "invalid_api_key"
+        assert "[redacted]" in body["error"]["message"]
+    shown = SIM_KEY[:7], SIM_KEY[-4:], "***"
+    for text in [err.value.response.text, *(r.getMessage() for r in caplog.records)]:
+        assert not any(part in text for part in shown), text
+
+
 def test_all_deployments_failing_is_503_listing_attempts() -> None:
     broken = [SimProviderSpec(name=n, error_rate=1.0, ttft_s=0, time_scale=0) for n in "ab"]
     with stack(broken, {"m": ["a", "b"]}) as s:

@@ -124,7 +124,7 @@ def error_from_response(
         exc.attempts = _attempts(err.get("attempts"))
     elif 400 <= status < 500 and deployment:
         # An upstream's own 4xx, passed back unchanged (the gateway names the deployment).
-        exc = UpstreamRejected(status, {"error": err}, deployment)
+        exc = UpstreamRejected(status, {"error": err}, deployment, _attempts(err.get("attempts")))
     elif (cls := _BY_CODE.get((status, code))) is not None:
         exc = cls(message, param=param)
     elif status == 400 or (status == 404 and code == "not_found"):
@@ -139,7 +139,7 @@ def error_from_response(
 
 
 def _attempts(listed: object) -> tuple[Attempt, ...]:
-    """The structured `error.attempts` list of an all-failed error body."""
+    """The structured `error.attempts` list of an error body (all failed, or an upstream 4xx)."""
     if not isinstance(listed, list):
         return ()
     return tuple(

@@ -22,6 +22,7 @@ from .base import (
     UpstreamHTTPError,
     UpstreamTimeout,
 )
+from .redact import redact
 from .sse import SSEDecoder
 from .transport import build_transport, timeouts, upstream_headers, upstream_url
 
@@ -59,7 +60,7 @@ class OpenAIDialect:
                 raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
             raise UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}") from exc
         if response.status_code >= 400:
-            raise await _http_error(response)
+            raise await _http_error(response, self.provider.api_key)
         return OpenAIStream(response)
 
     async def aclose(self) -> None:
@@ -119,7 +120,7 @@ def _parse_chunk(data: bytes, event: str | None) -> dict[str, Any]:
     if event == "error" or "error" in chunk:
         err = chunk.get("error")
         message = err.get("message") if isinstance(err, dict) else err
-        raise UpstreamBadResponse(f"error event in stream: {message}")
+        raise UpstreamBadResponse(f"error event in stream: {redact(str(message))}")
     if not _well_formed(chunk):
         raise UpstreamBadResponse("SSE chunk is not shaped like a chat.completion.chunk")
     return chunk
@@ -164,7 +165,7 @@ def _calls_well_formed(delta: dict[str, Any]) -> bool:
     )
 
 
-async def _http_error(response: httpx.Response) -> UpstreamHTTPError:
+async def _http_error(response: httpx.Response, secret: str | None) -> UpstreamHTTPError:
     try:
         raw = await response.aread()
     except httpx.HTTPError:
@@ -178,6 +179,9 @@ async def _http_error(response: httpx.Response) -> UpstreamHTTPError:
     if not isinstance(body, dict):
         text = raw[:200].decode("utf-8", "replace")
         body = {"error": {"message": text or f"HTTP {response.status_code}", "type": "upstream_error"}}
+    err = body.get("error")
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        body = {**body, "error": {**err, "message": redact(err["message"], secret)}}
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     return UpstreamHTTPError(response.status_code, body, retry_after)
 

@@ -41,6 +41,11 @@ class PlanWalk:
                 self.skipped.append(deployment)
         return None
 
+    def drop(self, deployment: str) -> None:
+        """Give up on `deployment` for this request: skip its remaining (same-deployment)
+        tries."""
+        self._queue = [c for c in self._queue if c.deployment.id != deployment]
+
     def next_is_same(self) -> bool:
         """Will the next attempt go to the deployment that just failed (a same-deployment retry)?"""
         return bool(self._queue and self._last is not None and

@@ -12,14 +12,13 @@ switching: see `ChatStream`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from ..assemble import CompletionAssembler
 from ..clock import Clock, MonotonicClock
@@ -117,143 +116,147 @@ class Engine:
 
     async def open(self, request: ChatRequest) -> ChatStream:
         """Start the request: the returned stream has its first token in hand."""
-        decision = self.plan(request)
-        if request.received_at is not None and self._on_overhead is not None:
-            self._on_overhead(self.clock.now() - request.received_at)
-        failover = request.options.failover(self.route(request.model).failover)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + failover.deadline_s
-        walk = PlanWalk(decision.plan, failover.retry_same, self.circuits)
-        attempts: list[Attempt] = []
-        self.hedges.on_request()
-
-        def wait(state: RetryCallState) -> float:
-            # Only a retry on the same deployment waits (its Retry-After, or a short backoff);
-            # falling back to another deployment goes at once.
-            exc = state.outcome.exception() if state.outcome else None
-            if not walk.next_is_same() or not isinstance(exc, AttemptFailed):
-                return 0.0
-            backoff = exc.retry_after if exc.retry_after is not None else 0.1 * state.attempt_number
-            return max(0.0, min(backoff, deadline - loop.time()))
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(failover.max_attempts),
-            retry=retry_if_exception_type(AttemptFailed),
-            wait=wait,
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(request, decision, walk, failover, deadline,
-                                               attempts)
-        except (AttemptFailed, _PlanExhausted):
-            pass
-        raise self._all_failed(request.model, attempts, walk)
+        return await self._walk(self._start(request))
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Run a request to the end and assemble the non-streaming chat.completion.
 
         Nothing reaches the client before the end, so an upstream that breaks mid-answer is
-        not final: the request starts again without that deployment, within max_attempts."""
-        failover = request.options.failover(self.route(request.model).failover)
-        broken: list[str] = []
+        not final: the request goes on along its plan without that deployment, within the same
+        overall deadline and `max_attempts`. When everything failed, the error lists every
+        attempt, mid-answer breaks included."""
+        run = self._start(request)
         while True:
-            stream = await self.open(request)
+            stream = await self._walk(run)
             assembler = CompletionAssembler()
             try:
                 async for batch in stream.batches():
                     for chunk in batch:
                         assembler.add(chunk)
                 break
-            except StreamBroken:
-                broken.append(stream.deployment.id)
-                if len(broken) >= failover.max_attempts or not request.options.allow_fallbacks:
-                    raise
-                ignore = [*(request.options.ignore or ()), stream.deployment.id]
-                request = replace(request, options=request.options.model_copy(
-                    update={"ignore": ignore}))
+            except StreamBroken as exc:
+                observed = stream.observation
+                attempt = Attempt(stream.deployment.id,
+                                  observed.outcome if observed else "error",
+                                  observed.status if observed else None, exc.message)
+                run.attempts.append(attempt)
+                log.info("attempt failed: %s", attempt.describe())
+                run.walk.drop(stream.deployment.id)
             finally:
                 await stream.aclose()
         body = assembler.result()
-        if body.get("usage") is None:
-            meter = stream.meter
-            body["usage"] = {"prompt_tokens": meter.prompt_tokens,
-                             "completion_tokens": meter.output_tokens,
-                             "total_tokens": meter.prompt_tokens + meter.output_tokens}
+        # Usage exactly as the upstream reported it, detail fields included. The stream does
+        # not present the usage chunk (a non-streaming client asked for none): the meter kept it.
+        meter = stream.meter
+        body["usage"] = meter.usage if meter.usage is not None else {
+            "prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.output_tokens,
+            "total_tokens": meter.prompt_tokens + meter.output_tokens}
         return Completion(body, stream)
 
-    async def _attempt(
-        self,
-        request: ChatRequest,
-        decision: Decision,
-        walk: PlanWalk,
-        failover: Failover,
-        deadline: float,
-        attempts: list[Attempt],
-    ) -> ChatStream:
-        if asyncio.get_running_loop().time() >= deadline:
+    def _start(self, request: ChatRequest) -> _Run:
+        """Plan the request and fix its deadline and attempt budget, once per request."""
+        decision = self.plan(request)
+        if request.received_at is not None and self._on_overhead is not None:
+            self._on_overhead(self.clock.now() - request.received_at)
+        failover = request.options.failover(self.route(request.model).failover)
+        self.hedges.on_request()
+        deadline = asyncio.get_running_loop().time() + failover.deadline_s
+        return _Run(request, decision, failover, deadline,
+                    PlanWalk(decision.plan, failover.retry_same, self.circuits))
+
+    async def _walk(self, run: _Run) -> ChatStream:
+        """Attempts along the plan until one has its first token, within what is left of the
+        request's deadline and attempt budget."""
+        loop = asyncio.get_running_loop()
+        walk = run.walk
+
+        def wait(state: RetryCallState) -> float:
+            # Only a retry on the same deployment waits (its Retry-After, or a short backoff);
+            # falling back to another deployment goes at once. A retry that cannot happen in
+            # the time left, or on a deployment whose circuit is open because it is failing,
+            # is not waited for: the walk moves on to the next deployment.
+            exc = state.outcome.exception() if state.outcome else None
+            if not walk.next_is_same() or not isinstance(exc, AttemptFailed):
+                return 0.0
+            deployment = exc.attempt.deployment
+            backoff = exc.retry_after if exc.retry_after is not None else 0.1 * state.attempt_number
+            if self.circuits.state(deployment) == "open":
+                if not self.circuits.rate_limited(deployment):
+                    walk.drop(deployment)
+                    return 0.0
+                backoff = max(backoff, self.circuits.retry_in(deployment))
+            if backoff >= run.deadline - loop.time():
+                walk.drop(deployment)
+                return 0.0
+            return max(0.0, backoff)
+
+        retrying = AsyncRetrying(
+            stop=lambda _: run.tries >= run.failover.max_attempts,
+            retry=retry_if_exception_type(AttemptFailed),
+            wait=wait,
+            reraise=True,
+        )
+        try:
+            if run.tries < run.failover.max_attempts:
+                async for attempt in retrying:
+                    with attempt:
+                        return await self._attempt(run)
+        except (AttemptFailed, _PlanExhausted):
+            pass
+        raise self._all_failed(run.request.model, run.attempts, walk)
+
+    async def _attempt(self, run: _Run) -> ChatStream:
+        if asyncio.get_running_loop().time() >= run.deadline:
             raise _PlanExhausted("deadline passed")
-        primary = walk.next()
+        primary = run.walk.next()
         if primary is None:
             raise _PlanExhausted("plan exhausted")
-        if not failover.hedge:
-            return await self._try(request, primary, decision, failover, deadline, attempts)
-        return await self._hedged(request, primary, decision, walk, failover, deadline, attempts)
+        run.tries += 1
+        if not run.failover.hedge:
+            return await self._try(run, primary)
+        return await self._hedged(run, primary)
 
-    async def _hedged(
-        self,
-        request: ChatRequest,
-        primary: Candidate,
-        decision: Decision,
-        walk: PlanWalk,
-        failover: Failover,
-        deadline: float,
-        attempts: list[Attempt],
-    ) -> ChatStream:
-        """Race a second deployment if the first is slow to produce its first token."""
+    async def _hedged(self, run: _Run, primary: Candidate) -> ChatStream:
+        """Race a second deployment if the first is slow to produce its first token.
+
+        The first attempt with a token wins; every other one, still racing or done in the
+        same pass, is closed (its spend recorded as a cancelled attempt)."""
         loop = asyncio.get_running_loop()
         p90 = primary.estimate.ttft_p90_s if primary.estimate else None
-        delay = max(failover.hedge_delay_s, p90 or 0.0)
-        first = asyncio.create_task(
-            self._try(request, primary, decision, failover, deadline, attempts))
-        tasks = {first}
+        delay = max(run.failover.hedge_delay_s, p90 or 0.0)
+        first = asyncio.create_task(self._try(run, primary))
+        started = [first]
+        winner: asyncio.Task[ChatStream] | None = None
         try:
-            await asyncio.wait(tasks, timeout=max(0.0, min(delay, deadline - loop.time())))
-            if first.done() or not self.hedges.try_spend():
-                return await first
-            backup = walk.next()
-            if backup is None:
-                return await first
-            self._on_hedge("started")
-            second = asyncio.create_task(
-                self._try(request, backup, decision, failover, deadline, attempts))
-            tasks.add(second)
+            await asyncio.wait(started, timeout=max(0.0, min(delay, run.deadline - loop.time())))
+            # A backup is taken from the plan only when the budget allows a hedge, and the
+            # budget is spent only when there is a backup to start.
+            backup = None if first.done() or not self.hedges.can_spend() else run.walk.next()
+            if backup is not None:
+                self.hedges.try_spend()
+                self._on_hedge("started")
+                started.append(asyncio.create_task(self._try(run, backup)))
+            pending = set(started)
             failure: BaseException | None = None
-            while tasks:
-                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task.exception() is None:
-                        if task is second:
+            while pending:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in started:  # in start order: the primary wins a tie
+                    if task.done() and task.exception() is None:
+                        winner = task
+                        if task is not first:
                             self._on_hedge("won")
                         return task.result()
-                    failure = task.exception()
+                    if task.done():
+                        failure = task.exception()
             assert failure is not None
             raise failure
         finally:
-            await _cancel_losers(tasks)
+            await _cancel_losers([t for t in started if t is not winner])
 
-    async def _try(
-        self,
-        request: ChatRequest,
-        candidate: Candidate,
-        decision: Decision,
-        failover: Failover,
-        deadline: float,
-        attempts: list[Attempt],
-    ) -> ChatStream:
+    async def _try(self, run: _Run, candidate: Candidate) -> ChatStream:
         """One attempt up to its first token. Raises AttemptFailed (retryable) or
         UpstreamRejected (the request's own fault)."""
+        request, failover, deadline = run.request, run.failover, run.deadline
         deployment = candidate.deployment
         dialect = self.dialects[deployment.provider.name]
         meter = AttemptMeter(deployment, self.clock, request.prompt_tokens, request.model)
@@ -277,7 +280,7 @@ class Engine:
                             if meter.see(chunk) or meter.finish_reason:
                                 return ChatStream(
                                     request, deployment, upstream, batches, head, meter,
-                                    self.finish_attempt, decision,
+                                    self.finish_attempt, run.decision,
                                     stall_timeout=failover.stall_timeout_s, deadline=deadline,
                                     rest=batch[i + 1:])
                     raise UpstreamBadResponse("stream ended before any output")
@@ -287,10 +290,11 @@ class Engine:
             if upstream is not None:
                 await upstream.aclose()
             self.finish_attempt(meter, exc.outcome, exc.status, exc.retry_after)
-            if isinstance(exc, UpstreamHTTPError) and _is_client_fault(exc.status or 0):
-                raise UpstreamRejected(exc.status or 400, exc.body, deployment.id) from exc
             attempt = Attempt(deployment.id, exc.outcome, exc.status, str(exc))
-            attempts.append(attempt)
+            run.attempts.append(attempt)
+            if isinstance(exc, UpstreamHTTPError) and _is_client_fault(exc.status or 0):
+                raise UpstreamRejected(exc.status or 400, exc.body, deployment.id,
+                                       tuple(run.attempts)) from exc
             log.info("attempt failed: %s", attempt.describe())
             raise AttemptFailed(attempt, exc.retry_after) from exc
         except BaseException:
@@ -370,14 +374,33 @@ class _PlanExhausted(Exception):
     """No deployment left to try (or no time left): stop retrying."""
 
 
-async def _cancel_losers(tasks: set[asyncio.Task[ChatStream]]) -> None:
-    """Cancel attempts still racing; a loser that already got its first token is closed (its
-    spend is recorded as a cancelled attempt)."""
+@dataclass(slots=True, eq=False)
+class _Run:
+    """One client request's state across all its attempts: one plan, one deadline (event-loop
+    time), one attempt budget, every attempt that failed."""
+
+    request: ChatRequest
+    decision: Decision
+    failover: Failover
+    deadline: float
+    walk: PlanWalk
+    tries: int = 0  # attempts started (a hedged pair counts once)
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+async def _cancel_losers(tasks: list[asyncio.Task[ChatStream]]) -> None:
+    """Cancel attempts still racing and close those that already got their first token (each
+    records its spend as a cancelled attempt; failed ones are already recorded)."""
+    if not tasks:
+        return
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(BaseException):  # cancelled or failed: already recorded
-            await (await task).aclose()
+    try:
+        await asyncio.wait(tasks)  # let each finish its own clean-up
+    finally:
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                await task.result().aclose()
 
 
 def upstream_body(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:

@@ -20,6 +20,10 @@ class HedgeBudget:
     def on_request(self) -> None:
         self._tokens = min(self.burst, self._tokens + self.share)
 
+    def can_spend(self) -> bool:
+        """Would `try_spend` succeed now? (Spends nothing.)"""
+        return self._tokens >= 1.0
+
     def try_spend(self) -> bool:
         if self._tokens >= 1.0:
             self._tokens -= 1.0

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from ..clock import Clock
 from . import wire
 from .counters import CounterBoard
-from .plan import BAD_JSON, UNAUTHORIZED, Broken, Failure, Reply, plan_reply, unknown_provider
+from .plan import BAD_JSON, Broken, Failure, Reply, plan_reply, unauthorized, unknown_provider
 from .provider import ProviderState
 from .responses import (
     DelayedJSONResponse,
@@ -52,7 +52,7 @@ class ChatCompletions:
         self._board.request(name)
         reply: Reply
         if spec.api_key is not None and not authorized(scope["headers"], spec.api_key):
-            reply = UNAUTHORIZED
+            reply = unauthorized(authorization(scope["headers"]))
         else:
             raw = await read_body(receive)
             if raw is None:  # gone before the request was even complete
@@ -114,11 +114,15 @@ class ChatCompletions:
         await response(scope, receive, send)
 
 
+def authorization(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The Authorization header among raw ASGI `headers` (empty when absent)."""
+    return next((value for key, value in headers if key.lower() == b"authorization"), b"")
+
+
 def authorized(headers: Iterable[tuple[bytes, bytes]], api_key: str) -> bool:
     """Whether raw ASGI `headers` carry `Authorization: Bearer <api_key>`."""
-    given = next((value for key, value in headers if key.lower() == b"authorization"), b"")
     # Constant-time, as a real provider's check would be.
-    return hmac.compare_digest(given, b"Bearer " + api_key.encode())
+    return hmac.compare_digest(authorization(headers), b"Bearer " + api_key.encode())
 
 
 async def send_failure(send: Send, failure: Failure) -> None:

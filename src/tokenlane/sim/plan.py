@@ -22,7 +22,6 @@ from .tokens import estimate_prompt_tokens, example_arguments, split_arguments, 
 
 __all__ = [
     "BAD_JSON",
-    "UNAUTHORIZED",
     "Broken",
     "Completion",
     "Failure",
@@ -31,6 +30,7 @@ __all__ = [
     "ToolCall",
     "invalid",
     "plan_reply",
+    "unauthorized",
     "unknown_provider",
 ]
 
@@ -89,6 +89,7 @@ def _plan(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
         prompt_tokens=prompt_tokens,
         completion_tokens=n,
         delays=_delays(spec, prompt_tokens, n, rng),
+        usage_details=spec.usage_details,
     )
 
 
@@ -205,12 +206,18 @@ def unknown_provider(name: str, known: Iterable[str]) -> Failure:
     )
 
 
-UNAUTHORIZED = Failure(
-    401,
-    "Incorrect API key provided. Send it as 'Authorization: Bearer <key>'.",
-    "invalid_request_error",
-    code="invalid_api_key",
-)
+def unauthorized(authorization: bytes) -> Failure:
+    """401 for a wrong key, echoing it masked as OpenAI does (`sk-proj-****abcd`): the gateway
+    must not pass even that on (see providers/redact.py)."""
+    given = authorization.decode("latin-1").removeprefix("Bearer ").strip()
+    shown = f"{given[:7]}{'*' * max(len(given) - 11, 3)}{given[-4:]}" if len(given) > 11 else ""
+    return Failure(
+        401,
+        f"Incorrect API key provided: {shown or '(none)'}. "
+        "Send it as 'Authorization: Bearer <key>'.",
+        "invalid_request_error",
+        code="invalid_api_key",
+    )
 BAD_JSON = invalid("We could not parse the JSON body of your request. The body must be valid JSON.")
 
 

@@ -77,6 +77,7 @@ class Completion:
     completion_tokens: int
     delays: tuple[float, ...]
     fault: StreamFault | None = None
+    usage_details: bool = False  # also report `*_tokens_details` in usage
 
     @property
     def total_delay(self) -> float:

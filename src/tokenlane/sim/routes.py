@@ -24,10 +24,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import wire
-from .chat import authorized
+from .chat import authorization, authorized
 from .counters import CounterBoard
 from .loader import SimConfigError
-from .plan import BAD_JSON, UNAUTHORIZED, Failure, invalid, unknown_provider
+from .plan import BAD_JSON, Failure, invalid, unauthorized, unknown_provider
 from .provider import ProviderState
 
 __all__ = ["build_routes"]
@@ -56,7 +56,7 @@ class _Handlers:
             return _failure(unknown_provider(name, self._providers))
         spec = state.spec
         if spec.api_key is not None and not authorized(request.scope["headers"], spec.api_key):
-            return _failure(UNAUTHORIZED)
+            return _failure(unauthorized(authorization(request.scope["headers"])))
         return _json(wire.models_body(spec))
 
     async def list_providers(self, request: Request) -> Response:

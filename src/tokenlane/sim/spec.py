@@ -54,6 +54,9 @@ class SimProviderSpec(BaseModel):
     stall_s: float = Field(default=3600.0, ge=0)
     # `flap`: this many requests served as usual, then this many answered 503, and so on.
     flap_period: int = Field(default=3, ge=1)
+    # Report usage with OpenAI's detail objects too: half the prompt as `cached_tokens`, half
+    # the completion as `reasoning_tokens` (for checking they reach the client intact).
+    usage_details: bool = False
 
     @field_validator("models")
     @classmethod

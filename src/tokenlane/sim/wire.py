@@ -224,12 +224,16 @@ def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-def _usage(reply: Completion) -> dict[str, int]:
-    return {
+def _usage(reply: Completion) -> dict[str, Any]:
+    usage: dict[str, Any] = {
         "prompt_tokens": reply.prompt_tokens,
         "completion_tokens": reply.completion_tokens,
         "total_tokens": reply.prompt_tokens + reply.completion_tokens,
     }
+    if reply.usage_details:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.prompt_tokens // 2}
+        usage["completion_tokens_details"] = {"reasoning_tokens": reply.completion_tokens // 2}
+    return usage
 
 
 def _call_id(completion_id: str) -> str:

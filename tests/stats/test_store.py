@@ -106,6 +106,21 @@ def test_streams_in_flight_count_tokens_not_chunks() -> None:
     assert e.live_decode_tps == pytest.approx(100) and e.decode_tps_p50 == 100
 
 
+def test_each_speed_estimate_has_its_own_sample_count_and_age() -> None:
+    clock = ManualClock(start=0)
+    store = StatsStore(clock)
+    for i in range(4):
+        store.observe(ok("a", at=i))
+    for i in range(4, 10):  # failures: samples, but no TTFT or decode speed measured
+        store.observe(Observation("a", i, "5xx", 100, 0, None, None, 0.1, 0.0, 503))
+    store.observe(Observation("a", 10, "ok", 100, 1, 0.2, None, 0.2, 0.0))  # one token
+    clock.advance(12)
+    e = store.snapshot(["a"]).estimates["a"]
+    assert (e.samples, e.age_s) == (11, 2)
+    assert (e.ttft_samples, e.ttft_age_s) == (5, 2)
+    assert (e.decode_samples, e.decode_age_s) == (4, 9)
+
+
 def test_a_recovered_deployment_forgets_its_outage() -> None:
     clock = ManualClock(start=0)
     store = StatsStore(clock)

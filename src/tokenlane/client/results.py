@@ -328,6 +328,10 @@ class DeploymentStats:
     in_flight: int = 0
     live_decode_tps: float | None = None
     live_wait_s: float | None = None
+    ttft_samples: int = 0
+    ttft_age_s: float | None = None
+    decode_samples: int = 0
+    decode_age_s: float | None = None
     price_input: float | None = None
     price_output: float | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -33,6 +33,12 @@ class DeploymentEstimate:
     # Recent samples disagree with the estimates (a level shift is suspected, not yet
     # confirmed): the planner sends it a request or two to settle the question.
     shifting: bool = False
+    # What each speed estimate rests on: attempts that measured it, and the age of the last
+    # one (a failing deployment keeps adding samples, but no TTFT or decode speed).
+    ttft_samples: int = 0
+    ttft_age_s: float | None = None
+    decode_samples: int = 0
+    decode_age_s: float | None = None
 
     @property
     def known(self) -> bool:

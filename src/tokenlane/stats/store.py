@@ -46,11 +46,28 @@ class LiveAttempt(Protocol):
     chunks: int
 
 
+@dataclass(slots=True)
+class _Seen:
+    """How many times one signal was measured, and when last."""
+
+    count: int = 0
+    last_at: float | None = None
+
+    def saw(self, at: float) -> None:
+        self.count += 1
+        self.last_at = at
+
+    def age(self, now: float) -> float | None:
+        return None if self.last_at is None else now - self.last_at
+
+
 class _DeploymentStats:
     def __init__(self, s: StatsSettings) -> None:
         half_life = s.half_life_s
         self.samples = 0
         self.last_at: float | None = None
+        self.ttft_seen = _Seen()
+        self.decode_seen = _Seen()
         self.ttft = DecayedQuantiles(half_life)
         self.ttft_fit = DecayedRegression(half_life)
         self.decode = DecayedQuantiles(half_life)
@@ -95,12 +112,14 @@ class _DeploymentStats:
                 self.ttft.forget_before(began)
                 self._quantiles = None
             self.ttft.add(obs.ttft_s, at)
+            self.ttft_seen.saw(at)
             self.ttft_fit.add(obs.prompt_tokens, obs.ttft_s, at)
         if obs.decode_tps is not None:
             if (began := self.decode_shift.add(obs.decode_tps, at)) is not None:
                 self.decode.forget_before(began)
                 self._quantiles = None
             self.decode.add(obs.decode_tps, at)
+            self.decode_seen.saw(at)
         if obs.output_tokens > 0:
             # Weighted by tokens: sum(cost) / sum(tokens), both decayed alike.
             self.cost.add(obs.cost / obs.output_tokens * 1e6, at, weight=obs.output_tokens)
@@ -183,6 +202,10 @@ class StatsStore:
             live_decode_tps=live_tps,
             live_wait_s=live_wait,
             shifting=stats.ttft_shift.pending or stats.decode_shift.pending,
+            ttft_samples=stats.ttft_seen.count,
+            ttft_age_s=stats.ttft_seen.age(now),
+            decode_samples=stats.decode_seen.count,
+            decode_age_s=stats.decode_seen.age(now),
         )
 
     def _live_signals(

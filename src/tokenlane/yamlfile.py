@@ -47,6 +47,8 @@ def describe_validation_error(
     first = exc.errors()[0]
     loc = prefix + tuple(first["loc"])
     problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    # Our own validators' messages are already sentences: drop pydantic's label for them.
+    problem = problem.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return loc, f"{key_path(loc)}: {problem}{more}"
 

@@ -67,7 +67,7 @@ def test_unknown_key_is_rejected(tmp_path: Path) -> None:
         ("sim:\n  providers: []\n", "sim.providers: List should have at least 1 item"),
         (
             "sim:\n  providers:\n    - name: a\n    - name: a\n",
-            "sim.providers: Value error, provider name 'a' is used twice",
+            "sim.providers: provider name 'a' is used twice",
         ),
         ("sim:\n  providers:\n    - name: has space\n", "sim.providers[0].name"),
         ("sim:\n  providers:\n    - name: _sim\n", "sim.providers[0].name"),

@@ -187,6 +187,8 @@ class RoutingSettings(_Strict):
     stale_after_s: float = Field(600.0, gt=0, description="unused this long = stale")
     recheck_after_s: float = Field(
         60.0, gt=0, description="a `require` miss on TTFT/decode speed binds this long")
+    bad_news_hold_s: float = Field(
+        60.0, ge=0, description="slower samples, not yet a confirmed shift, count this long")
     failover: FailoverSettings = FailoverSettings()
     circuit: CircuitConfig = CircuitConfig()
     hedge_budget: float = Field(0.1, ge=0, le=1, description="max share of requests hedged")

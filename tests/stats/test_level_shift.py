@@ -68,3 +68,23 @@ def test_long_prompts_are_not_mistaken_for_a_ttft_shift() -> None:
     for _ in range(5):
         observe(store, clock, 300, ttft=0.2 + 0.5 * 8, prompt=8000)
         assert not store.snapshot(["a"]).estimates["a"].shifting
+
+
+def test_bad_news_counts_at_once_for_a_while_and_good_news_waits() -> None:
+    clock = ManualClock(start=0)
+    store = StatsStore(clock, StatsSettings(half_life_s=300, bad_news_hold_s=60))
+    for _ in range(50):
+        observe(store, clock, 900, ttft=0.3)
+    observe(store, clock, 200, ttft=1.0)  # one answer: slower on both counts
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.decode_tps_p50 == pytest.approx(900, rel=0.01)  # history still stands...
+    assert e.decode_tps_slower == pytest.approx(200) and e.ttft_slower_s == pytest.approx(1.0)
+    assert e.got_slower  # ...but predictions use what the latest answer showed
+    clock.advance(60)
+    assert store.snapshot(["a"]).estimates["a"].got_slower
+    clock.advance(1)  # the hold is over: the estimates stand until the next sample says more
+    e = store.snapshot(["a"]).estimates["a"]
+    assert not e.got_slower and e.shifting
+    observe(store, clock, 3000, ttft=0.05)  # faster: good news is not taken on one sample
+    e = store.snapshot(["a"]).estimates["a"]
+    assert not e.got_slower and e.decode_tps_slower is None and e.shifting

@@ -189,10 +189,12 @@ def _arrange(
     if cold:
         first = cold[0]
         return [first] + [c for c in ranked if c is not first], "cold"
-    # Recent samples contradict the estimates: a request or two (one at a time) confirm the
-    # new level or dismiss the outliers, rather than waiting for the exploration share.
+    # Recent samples say a deployment got better: a request or two (one at a time) confirm
+    # the new level or dismiss the outliers, rather than waiting for the exploration share.
+    # Bad news is not confirmed with users' requests: predictions already use it, for a while.
     shifting = next((c for c in ranked[1:] if c.estimate is not None and c.estimate.shifting
-                     and c.estimate.in_flight == 0 and demoted(c) < 3), None)
+                     and not c.estimate.got_slower and c.estimate.in_flight == 0
+                     and demoted(c) < 3), None)
     if shifting is not None:
         return [shifting] + [c for c in ranked if c is not shifting], "confirm"
     thin = [c for c in ranked[1:] if c.deployment.id in unproven or (c.estimate is not None and

@@ -67,12 +67,15 @@ def predict(
             ttft_p90 = max((estimate.ttft_p90_s or ttft) + grow, ttft)
         if estimate.decode_tps_p50 is not None:
             tps = estimate.decode_tps_p50
-        # What streams in flight show right now overrides history when it is worse.
-        if estimate.live_decode_tps is not None:
-            tps = min(tps, estimate.live_decode_tps)
-        if estimate.live_wait_s is not None:
-            ttft = max(ttft, estimate.live_wait_s)
-            ttft_p90 = max(ttft_p90, ttft)
+        # What streams in flight show right now, and what the latest finished ones showed
+        # before it is confirmed as a new level, override history when they are worse.
+        for worse in (estimate.live_decode_tps, estimate.decode_tps_slower):
+            if worse is not None:
+                tps = min(tps, worse)
+        for worse in (estimate.live_wait_s, estimate.ttft_slower_s):
+            if worse is not None:
+                ttft = max(ttft, worse)
+                ttft_p90 = max(ttft_p90, ttft)
         error_rate = estimate.error_rate or 0.0
     tps = max(tps, 0.01)
     return Prediction(

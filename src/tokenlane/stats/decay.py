@@ -143,6 +143,14 @@ class LevelShift:
         """Some recent samples disagree with the level, not yet enough to call it a shift."""
         return bool(self._run)
 
+    def pending_run(self) -> tuple[int, float, float] | None:
+        """The unconfirmed run, if any: its side (+1 above the level, -1 below), its level
+        (geometric mean) and when its latest sample was taken."""
+        if not self._run:
+            return None
+        level = math.exp(sum(x for _, x in self._run) / len(self._run))
+        return self._side, level, self._run[-1][0]
+
     def add(self, value: float, at: float) -> float | None:
         """Count one sample; the time the new level began when this one confirms a shift."""
         if value <= 0:

@@ -33,12 +33,21 @@ class DeploymentEstimate:
     # Recent samples disagree with the estimates (a level shift is suspected, not yet
     # confirmed): the planner sends it a request or two to settle the question.
     shifting: bool = False
+    # A pending shift toward worse, while recent (StatsSettings.bad_news_hold_s): the level the
+    # latest samples show, which predictions use before the shift is confirmed.
+    ttft_slower_s: float | None = None
+    decode_tps_slower: float | None = None
     # What each speed estimate rests on: attempts that measured it, and the age of the last
     # one (a failing deployment keeps adding samples, but no TTFT or decode speed).
     ttft_samples: int = 0
     ttft_age_s: float | None = None
     decode_samples: int = 0
     decode_age_s: float | None = None
+
+    @property
+    def got_slower(self) -> bool:
+        """Recent samples say it got slower (not yet confirmed as a new level)."""
+        return self.ttft_slower_s is not None or self.decode_tps_slower is not None
 
     @property
     def known(self) -> bool:

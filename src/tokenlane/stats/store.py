@@ -36,6 +36,12 @@ class StatsSettings:
     shift_samples: int = 3
     decode_shift_factor: float = 1.5
     ttft_shift_factor: float = 2.0
+    # Bad news acts at once, for a while: an unconfirmed run of slower samples is what the
+    # estimates report (`*_slower`) until this long after its latest sample, so routing stops
+    # sending users to a deployment that just got slower without waiting for the shift to be
+    # confirmed. After that the estimates stand again and the next request re-checks it, so
+    # a one-off hiccup costs the deployment at most this long of traffic.
+    bad_news_hold_s: float = 60.0
 
 
 class LiveAttempt(Protocol):
@@ -44,6 +50,15 @@ class LiveAttempt(Protocol):
     sent_at: float
     first_at: float | None
     chunks: int
+
+
+def _slower(shift: LevelShift, worse_side: int, now: float, hold_s: float) -> float | None:
+    """The level of a pending run on the worse side, while its latest sample is recent."""
+    run = shift.pending_run()
+    if run is None:
+        return None
+    side, level, last_at = run
+    return level if side == worse_side and now - last_at <= hold_s else None
 
 
 @dataclass(slots=True)
@@ -202,6 +217,8 @@ class StatsStore:
             live_decode_tps=live_tps,
             live_wait_s=live_wait,
             shifting=stats.ttft_shift.pending or stats.decode_shift.pending,
+            ttft_slower_s=_slower(stats.ttft_shift, +1, now, self.settings.bad_news_hold_s),
+            decode_tps_slower=_slower(stats.decode_shift, -1, now, self.settings.bad_news_hold_s),
             ttft_samples=stats.ttft_seen.count,
             ttft_age_s=stats.ttft_seen.age(now),
             decode_samples=stats.decode_seen.count,

@@ -129,7 +129,8 @@ def _parse_chunk(data: bytes, event: str | None) -> dict[str, Any]:
 def _well_formed(chunk: dict[str, Any]) -> bool:
     """The shape everything downstream (measuring, presenting, assembling) relies on: valid
     JSON in the wrong shape is as broken as invalid JSON, and must fail the attempt the same
-    way rather than crash the code reading it. Checks only what is there; cheap per chunk."""
+    way rather than crash the code reading it. Checks only what is there; runs per chunk, so
+    the common case (one choice, a plain delta) takes no call beyond this one."""
     usage = chunk.get("usage")
     if usage is not None and not isinstance(usage, dict):
         return False
@@ -142,26 +143,29 @@ def _well_formed(chunk: dict[str, Any]) -> bool:
         if not isinstance(choice, dict) or not isinstance(choice.get("index", 0), int):
             return False
         delta = choice.get("delta")
-        if delta is not None and not (isinstance(delta, dict) and _calls_well_formed(delta)):
+        if delta is not None and (
+            not isinstance(delta, dict) or ("tool_calls" in delta and not _calls_ok(delta))
+        ):
             return False
         logprobs = choice.get("logprobs")
-        if logprobs is not None and not (
-            isinstance(logprobs, dict)
-            and all(v is None or isinstance(v, list) for v in logprobs.values())
-        ):
+        if logprobs is not None and not _logprobs_ok(logprobs):
             return False
     return True
 
 
-def _calls_well_formed(delta: dict[str, Any]) -> bool:
-    calls = delta.get("tool_calls")
-    if calls is None:
-        return True
-    return isinstance(calls, list) and all(
+def _calls_ok(delta: dict[str, Any]) -> bool:
+    calls = delta["tool_calls"]
+    return calls is None or isinstance(calls, list) and all(
         isinstance(call, dict)
         and isinstance(call.get("index", 0), int)
         and isinstance(call.get("function") or {}, dict)
         for call in calls
+    )
+
+
+def _logprobs_ok(logprobs: Any) -> bool:
+    return isinstance(logprobs, dict) and all(
+        v is None or isinstance(v, list) for v in logprobs.values()
     )
 
 

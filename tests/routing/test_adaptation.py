@@ -83,21 +83,15 @@ def test_a_provider_excluded_by_an_slo_wins_its_traffic_back_after_improving() -
     assert moved <= 120, after  # within a recheck interval and an exploration draw or two
 
 
-def test_one_slow_answer_moves_the_next_requests_until_the_hold_ends() -> None:
-    """Bad news acts at once: after one slow answer from the best deployment the next
-    requests go elsewhere (no user is sent back to confirm it); after
-    `bad_news_hold_s` it is re-checked, and a one-off hiccup is forgotten."""
+def test_one_slow_answer_is_confirmed_or_dismissed_by_the_next_one() -> None:
+    """A one-off slow answer from the best deployment: the next request re-checks it (as
+    `confirm`), and its normal speed puts all traffic back at once."""
     world = World({"rapid": (0.40, 900.0, 1.2), "swift": (0.15, 400.0, 0.8)})
     world.route = replace(world.route, policy="throughput")
     for _ in range(30):
         world.request({})
-    world.rng = random.Random(99)  # exploration draws below do not pick rapid by chance
-    assert world.request({})[0] == "rapid"
     world.speeds["rapid"] = (0.40, 90.0, 1.2)  # one slow answer
     assert world.request({})[0] == "rapid"
-    world.speeds["rapid"] = (0.40, 900.0, 1.2)  # back to normal, but nobody knows yet
-    served = [world.request({})[0] for _ in range(55)]
-    assert served.count("swift") >= 52  # not "rapid" again to confirm, bar exploration
-    world.clock.advance(10)  # past the 60 s hold since the slow answer
-    assert world.request({})[0] == "rapid"  # re-checked...
-    assert [world.request({})[0] for _ in range(10)].count("rapid") >= 9  # ...and back
+    world.speeds["rapid"] = (0.40, 900.0, 1.2)  # a hiccup: back to normal
+    assert world.request({})[0] == "rapid"
+    assert [world.request({})[0] for _ in range(20)].count("rapid") >= 19

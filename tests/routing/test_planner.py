@@ -208,3 +208,22 @@ def test_a_suspected_shift_gets_confirmed_before_the_constraint_binds() -> None:
     assert order(decision)[0] == "cheap" and decision.why == "confirm"
     estimates["cheap/m"] = estimate("cheap", 1.0, 30, age_s=1.0, shifting=True, in_flight=1)
     assert order(decide(SLO, snapshot=Snapshot(0.0, estimates)))[0] == "snappy"  # one at a time
+
+
+def test_after_a_slow_answer_only_one_request_at_a_time_goes_back_to_confirm() -> None:
+    """fast's latest answer decoded at 50 tok/s (an unconfirmed shift toward worse): it is
+    predicted at that speed at once. One request confirms (when none is in flight); while it
+    runs every other request goes to the next best."""
+    def snapshot(in_flight: int) -> Snapshot:
+        slower = estimate("fast", 0.50, 1000, shifting=True, decode_tps_slower=50.0,
+                          in_flight=in_flight)
+        return Snapshot(0.0, {**SNAPSHOT.estimates, "fast/m": slower})
+
+    throughput = {"provider": {"sort": "throughput"}}
+    confirming = decide(throughput, snapshot(in_flight=0))
+    assert order(confirming)[0] == "fast" and confirming.why == "confirm"
+    meanwhile = decide(throughput, snapshot(in_flight=1))
+    assert order(meanwhile) == ["snappy", "fast", "cheap"] and meanwhile.why == "policy"
+    before = decide(throughput, Snapshot(0.0, {**SNAPSHOT.estimates, "fast/m": estimate(
+        "fast", 0.50, 1000, shifting=True, in_flight=1)}))
+    assert order(before)[0] == "fast"  # without the bad news it would still rank first

@@ -189,12 +189,13 @@ def _arrange(
     if cold:
         first = cold[0]
         return [first] + [c for c in ranked if c is not first], "cold"
-    # Recent samples say a deployment got better: a request or two (one at a time) confirm
-    # the new level or dismiss the outliers, rather than waiting for the exploration share.
-    # Bad news is not confirmed with users' requests: predictions already use it, for a while.
+    # Recent samples contradict the estimates: a request or two (one at a time) confirm the
+    # new level or dismiss the outliers, rather than waiting for the exploration share. Bad
+    # news is already in the predictions (for `bad_news_hold_s`), so while that one request
+    # is in flight every other goes elsewhere: a real slowdown costs a request or two, a
+    # one-off hiccup is dismissed by the next answer.
     shifting = next((c for c in ranked[1:] if c.estimate is not None and c.estimate.shifting
-                     and not c.estimate.got_slower and c.estimate.in_flight == 0
-                     and demoted(c) < 3), None)
+                     and c.estimate.in_flight == 0 and demoted(c) < 3), None)
     if shifting is not None:
         return [shifting] + [c for c in ranked if c is not shifting], "confirm"
     thin = [c for c in ranked[1:] if c.deployment.id in unproven or (c.estimate is not None and

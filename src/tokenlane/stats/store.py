@@ -39,8 +39,8 @@ class StatsSettings:
     # Bad news acts at once, for a while: an unconfirmed run of slower samples is what the
     # estimates report (`*_slower`) until this long after its latest sample, so routing stops
     # sending users to a deployment that just got slower without waiting for the shift to be
-    # confirmed. After that the estimates stand again and the next request re-checks it, so
-    # a one-off hiccup costs the deployment at most this long of traffic.
+    # confirmed (the planner sends it one confirming request at a time). A bound, in case
+    # nothing confirms or dismisses the run: then the estimates stand again.
     bad_news_hold_s: float = 60.0
 
 

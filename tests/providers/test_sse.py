@@ -22,3 +22,15 @@ def test_truncated_event_is_pending() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b'data: {"a":') == []
     assert decoder.pending() == b'data: {"a":'
+
+
+def test_one_event_per_piece_decodes_as_the_whole_stream_does() -> None:
+    """Upstreams usually write one event per piece (the decoder's fast path); the result must
+    be the same however the bytes arrive, edge cases included."""
+    events = [b'data: {"a":1}\n\n', b"data: a\rb\n\n", b"data: x\r\n\r\n", b": ping\n\n",
+              b"event: error\ndata: {}\n\n", b"data:no-space\n\n", b"data: \n\n",
+              b'data: {"b":2}\n\n', b"data: [DONE]\n\n"]
+    whole = SSEDecoder().feed(b"".join(events))
+    one_by_one = SSEDecoder()
+    assert [e for piece in events for e in one_by_one.feed(piece)] == whole
+    assert len(whole) == 8 and whole[1] == SSEEvent(b"a") and whole[-1] == SSEEvent(b"[DONE]")

@@ -30,7 +30,7 @@ from tokenlane import (
 
 from ..contract import validate_chat_chunk, validate_chat_completion
 from ..harness import MASTER_KEY, stack
-from ..loopback import serve
+from ..loopback import http_app, serve
 from .support import MESSAGES, MODELS, SPECS, N
 
 
@@ -222,18 +222,7 @@ class GzipProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+    async def handle(self, scope, body, send) -> None:
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"host", b"accept-encoding")]
         gzip = zlib.compressobj(wbits=31)
         async with httpx.AsyncClient(base_url=self.upstream) as http:
@@ -252,14 +241,14 @@ class GzipProxy:
 
 
 def test_stream_through_a_compressing_proxy(gw) -> None:
-    with serve(GzipProxy(gw.url)) as url, Client(url, MASTER_KEY) as client:
+    with serve(http_app(GzipProxy(gw.url).handle)) as url, Client(url, MASTER_KEY) as client:
         with client.chat(model="m", messages=MESSAGES, stream=True, max_tokens=5) as stream:
             assert sum(1 for c in stream if c.text) == 5
         assert client.chat(model="m", messages=MESSAGES, max_tokens=5).usage.completion_tokens == 5
 
 
 async def test_async_stream_through_a_compressing_proxy(gw) -> None:
-    with serve(GzipProxy(gw.url)) as url:
+    with serve(http_app(GzipProxy(gw.url).handle)) as url:
         async with AsyncClient(url, MASTER_KEY) as client:
             stream = await client.chat(model="m", messages=MESSAGES, stream=True, max_tokens=5)
             async with stream:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.loopback import serve
+from tests.loopback import http_app, serve
 from tokenlane.providers.base import UpstreamBadResponse
 from tokenlane.providers.openai import OpenAIDialect
 from tokenlane.types import Provider
@@ -27,18 +27,7 @@ class Recorder:
         self.requests: list[dict[str, Any]] = []
         self.stream = STREAM
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+    async def handle(self, scope: dict[str, Any], body: bytes, send: Any) -> None:
         self.requests.append({
             "path": scope["path"],
             "headers": {k.decode().lower(): v.decode() for k, v in scope["headers"]},
@@ -53,7 +42,7 @@ class Recorder:
 @pytest.fixture
 def upstream() -> Iterator[tuple[Recorder, str]]:
     recorder = Recorder()
-    with serve(recorder) as url:
+    with serve(http_app(recorder.handle)) as url:
         yield recorder, url
 
 

@@ -104,8 +104,10 @@ def test_provider_pointing_at_the_gateway_itself_fails(
     tmp_path: Path, server: str, provider: str
 ) -> None:
     path = write(tmp_path, f"server: {server}\n" + MINIMAL.replace("{preset: cerebras}", provider))
+    settings = load_settings(path)
+    catalog = settings.resolve({}, source=str(path))  # the in-process Router listens nowhere
     with pytest.raises(ConfigError) as err:
-        load_settings(path).resolve({}, source=str(path))
+        settings.check_not_serving_itself(catalog, source=str(path))
     message = str(err.value)
     assert message.startswith(f"{path}: providers.cerebras.base_url: ")
     assert "points at this gateway itself" in message and "\n" not in message
@@ -117,7 +119,8 @@ def test_provider_on_another_port_or_host_is_not_the_gateway(tmp_path: Path) -> 
                              ("{port: 0}", "http://127.0.0.1:0/v1")]:
         text = f"server: {server}\n" + MINIMAL.replace(
             "{preset: cerebras}", f"{{base_url: '{base_url}'}}")
-        load_settings(write(tmp_path, text)).resolve({})
+        settings = load_settings(write(tmp_path, text))
+        settings.check_not_serving_itself(settings.resolve({}))
 
 
 def test_deepinfra_preset_uses_the_documented_token_variable(tmp_path: Path) -> None:

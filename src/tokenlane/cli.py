@@ -73,6 +73,7 @@ def _validate(settings: Settings, source: str) -> Catalog:
     """Everything `serve` needs from the settings and the environment, checked the same way
     by `check`: cross-references, provider keys, and the gateway's own master keys."""
     catalog = settings.resolve(os.environ, source=source)
+    settings.check_not_serving_itself(catalog, source=source)
     settings.server.auth.master_keys(os.environ, source=source)
     return catalog
 

@@ -203,6 +203,13 @@ class Settings(_Strict):
     # Simulated providers `tokenlane serve` starts beside the gateway (demo, tests, benchmarks).
     sim: SimSettings | None = None
 
+    def check_not_serving_itself(self, catalog: Catalog, *, source: str = "<config>") -> None:
+        """For the gateway (not the in-process Router, which listens nowhere): refuse a
+        provider whose base URL is this gateway's own listen address (e.g. vLLM's default
+        127.0.0.1:8000 under the gateway's default), which would send requests in a loop."""
+        for name, provider in catalog.providers.items():
+            _not_this_gateway(name, self.providers[name], provider.base_url, self.server, source)
+
     def resolve(self, env: Mapping[str, str], *, source: str = "<config>") -> Catalog:
         """Check cross-references and read keys from `env`; raise ConfigError naming the key."""
         used = {d.provider for m in self.models.values() for d in m.deployments}
@@ -210,7 +217,6 @@ class Settings(_Strict):
         for name, spec in self.providers.items():
             if name in used:
                 providers[name] = _resolve_provider(name, spec, env, source)
-                _not_this_gateway(name, spec, providers[name].base_url, self.server, source)
         models: dict[str, ModelRoute] = {}
         for model_name, model in self.models.items():
             deployments = []

@@ -275,3 +275,13 @@ def test_config_from_a_yaml_file_with_keys_from_env(sim, tmp_path: Path) -> None
     path.write_text("models:\n  m:\n    speed: 3\n")
     with pytest.raises(ConfigError, match=r"tokenlane.yaml:\d+: models.m"):
         Router(path, env=ENV)
+
+
+def test_a_local_server_on_the_gateways_default_port_is_fine_in_process() -> None:
+    """vLLM's default (127.0.0.1:8000) is also the gateway's: refused by `tokenlane serve`
+    (a request loop), but the in-process Router listens nowhere."""
+    config = {"providers": {"local": {"preset": "vllm"}},
+              "models": {"m": {"deployments": [{"provider": "local", "model": "x",
+                                                "price": {"input": 0, "output": 0}}]}}}
+    with Router(config) as local:
+        assert [d.deployment for d in local.stats().models["m"].deployments] == ["local/x"]

@@ -41,6 +41,7 @@ def create_app(
     """Build the gateway. Raises ConfigError when settings and environment do not fit."""
     env = os.environ if env is None else env
     catalog = catalog or settings.resolve(env, source=source)
+    settings.check_not_serving_itself(catalog, source=source)
     deployment_ids = [d.id for m in catalog.models.values() for d in m.deployments]
     metrics = Metrics(lambda: engine.stats.snapshot(deployment_ids))
     engine = build_engine(settings, catalog, clock=clock, rng=rng,

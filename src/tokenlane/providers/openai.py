@@ -126,46 +126,95 @@ def _parse_chunk(data: bytes, event: str | None) -> dict[str, Any]:
     return chunk
 
 
+# Delta fields the spec types as string or null (reasoning fields: the common extensions).
+_TEXT_FIELDS = frozenset({"content", "role", "refusal", "reasoning", "reasoning_content"})
+_USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
 def _well_formed(chunk: dict[str, Any]) -> bool:
-    """The shape everything downstream (measuring, presenting, assembling) relies on: valid
-    JSON in the wrong shape is as broken as invalid JSON, and must fail the attempt the same
-    way rather than crash the code reading it. Checks only what is there; runs per chunk, so
-    the common case (one choice, a plain delta) takes no call beyond this one."""
-    usage = chunk.get("usage")
-    if usage is not None and not isinstance(usage, dict):
-        return False
+    """A chat.completion.chunk by the official spec's types: what everything downstream
+    (measuring, presenting, assembling, the client's SDK) relies on. Valid JSON in the wrong
+    shape is as broken as invalid JSON and fails the attempt the same way. Runs per chunk, so
+    the common case (one choice, a delta of strings) takes no call beyond this one; orjson
+    builds exact dicts, lists, strs and ints, so `type(x) is` is both right and cheapest (it
+    also keeps booleans out of integer fields)."""
     choices = chunk.get("choices")
-    if choices is None:
-        return True
-    if not isinstance(choices, list):
+    if type(choices) is not list:
+        return False
+    if (usage := chunk.get("usage")) is not None and not _usage_ok(usage):
+        return False
+    if (chunk_id := chunk.get("id")) is not None and type(chunk_id) is not str:
+        return False
+    if (created := chunk.get("created")) is not None and type(created) is not int:
         return False
     for choice in choices:
-        if not isinstance(choice, dict) or not isinstance(choice.get("index", 0), int):
+        if type(choice) is not dict or type(choice.get("index", 0)) is not int:
             return False
         delta = choice.get("delta")
-        if delta is not None and (
-            not isinstance(delta, dict) or ("tool_calls" in delta and not _calls_ok(delta))
-        ):
+        if delta is not None:
+            if type(delta) is not dict:
+                return False
+            for key, value in delta.items():
+                if value is None or type(value) is str:
+                    continue
+                if key in _TEXT_FIELDS or not _extension_ok(key, value):
+                    return False
+        if (finish := choice.get("finish_reason")) is not None and type(finish) is not str:
             return False
-        logprobs = choice.get("logprobs")
-        if logprobs is not None and not _logprobs_ok(logprobs):
+        if (logprobs := choice.get("logprobs")) is not None and not _logprobs_ok(logprobs):
             return False
     return True
 
 
-def _calls_ok(delta: dict[str, Any]) -> bool:
-    calls = delta["tool_calls"]
-    return calls is None or isinstance(calls, list) and all(
-        isinstance(call, dict)
-        and isinstance(call.get("index", 0), int)
-        and isinstance(call.get("function") or {}, dict)
-        for call in calls
+def _extension_ok(key: str, value: Any) -> bool:
+    """A non-string delta field: tool calls and function calls are typed by the spec; any
+    other (a provider's extension) passes through as it is."""
+    if key == "tool_calls":
+        return type(value) is list and all(_call_ok(call) for call in value)
+    if key == "function_call":
+        return _function_ok(value)
+    return True
+
+
+def _call_ok(call: Any) -> bool:
+    return (
+        type(call) is dict
+        and type(call.get("index", 0)) is int
+        and _optional_str(call.get("id"))
+        and _optional_str(call.get("type"))
+        and _function_ok(call.get("function"))
     )
 
 
+def _function_ok(fn: Any) -> bool:
+    return fn is None or (
+        type(fn) is dict and _optional_str(fn.get("name")) and _optional_str(fn.get("arguments")))
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _usage_ok(usage: Any) -> bool:
+    """Integer counts (cost accounting adds them up); detail objects, when given, objects of
+    integers."""
+    if type(usage) is not dict:
+        return False
+    for key in _USAGE_COUNTS:
+        if (count := usage.get(key)) is not None and type(count) is not int:
+            return False
+    for key, value in usage.items():
+        if key.endswith("_details") and value is not None and not (
+            type(value) is dict
+            and all(v is None or type(v) is int for v in value.values())
+        ):
+            return False
+    return True
+
+
 def _logprobs_ok(logprobs: Any) -> bool:
-    return isinstance(logprobs, dict) and all(
-        v is None or isinstance(v, list) for v in logprobs.values()
+    return type(logprobs) is dict and all(
+        v is None or type(v) is list for v in logprobs.values()
     )
 
 

@@ -4,6 +4,9 @@ bad answer served by the fallback; after it, the clean error event; counted eith
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import openai
 import pytest
@@ -11,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tokenlane.sim.tokens import text_pieces
 
-from .harness import MASTER_KEY, Stack
-from .scripted import Scripted, chunk, pieces, scripted_then_sim
+from .harness import MASTER_KEY, Stack, stack
+from .loopback import serve
+from .scripted import GOOD, Scripted, chunk, endless, pieces, scripted_then_sim
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 GOOD_TEXT = "".join(text_pieces("good", 8))
@@ -82,3 +86,58 @@ def test_after_the_first_token_the_stream_ends_with_one_error_event(event: bytes
         reply = s.openai().chat.completions.create(model="m", messages=MESSAGES)
         assert reply.choices[0].message.content == GOOD_TEXT
         assert bad_answers(s) == 2
+
+
+HUGE_HEAD = (ROLE, b'data: {"choices":[{"index":0,"delta":{"content":"')
+FILLER = b"x" * 16384
+HUGE_EVENTS = {
+    "a 5 MB event": pieces(*HUGE_HEAD, *[FILLER] * 320, b'"}}]}\n\n', DONE),
+    "an event that never ends": endless(HUGE_HEAD, FILLER, limit=200_000_000),
+}
+
+
+@pytest.mark.parametrize("kind", list(HUGE_EVENTS))
+def test_a_huge_event_is_a_bad_answer_and_blocks_nobody(kind: str) -> None:
+    """While one upstream sends an event of megabytes, another request's latency must not
+    move: the decoder is linear and stops at `max_event_bytes` (a bad answer, so the
+    fallback serves)."""
+    upstream = Scripted(HUGE_EVENTS[kind])
+    failover = {"routing": {"failover": {"ttft_timeout_s": 5.0}}}
+    with scripted_then_sim(upstream, extra=failover) as s:
+        result: dict[str, object] = {}
+
+        def hostile() -> None:
+            result["reply"] = s.openai().chat.completions.create(model="m", messages=MESSAGES)
+
+        worker = threading.Thread(target=hostile)
+        latencies = []
+        with httpx.Client(base_url=s.url) as probe:
+            probe.get("/healthz")  # connected before the clock starts
+            worker.start()
+            for _ in range(500):  # bounded: at most 500 probes
+                start = time.perf_counter()
+                assert probe.get("/healthz").status_code == 200
+                latencies.append(time.perf_counter() - start)
+                if not worker.is_alive():
+                    break
+        worker.join(timeout=30)
+        reply = result["reply"]
+        assert reply.choices[0].message.content == GOOD_TEXT  # type: ignore[attr-defined]
+        assert max(latencies) < 0.25, sorted(latencies)[-5:]
+        assert bad_answers(s) == 1
+
+
+def test_the_event_cap_is_configured_per_provider() -> None:
+    big = chunk({"content": "y" * 8000}, finish="stop")
+    upstream = Scripted(pieces(ROLE, big, DONE))
+    with scripted_then_sim(upstream) as s:  # the default cap (1 MiB) lets 8 kB through
+        assert s.openai().chat.completions.create(
+            model="m", messages=MESSAGES).choices[0].message.content == "y" * 8000
+    capped = {"providers": {"bad": {"max_event_bytes": 4096}}}
+    with serve(upstream.app) as url:
+        capped["providers"]["bad"]["base_url"] = f"{url}/v1"
+        with stack([GOOD], {"m": ["bad", "good"]}, extra=capped,
+                   model_extra={"policy": "order"}) as s:
+            assert s.openai().chat.completions.create(
+                model="m", messages=MESSAGES).choices[0].message.content == GOOD_TEXT
+            assert bad_answers(s) == 1

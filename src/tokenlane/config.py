@@ -103,8 +103,11 @@ class ProviderSettings(_Strict):
     headers: dict[Annotated[str, AfterValidator(_plain_header)], str] = {}
     # Header name -> env var holding its value, for a provider that needs a second secret.
     headers_env: dict[str, Annotated[str, Field(min_length=1)]] = {}
-    max_connections: int = Field(512, gt=0)
+    # Upstream connections (each stream holds one); the pool's queue is measured in
+    # tokenlane_upstream_pool_wait_seconds, so size it for the streams you run at once.
+    max_connections: int = Field(4096, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
+    max_event_bytes: int = Field(1024 * 1024, ge=1024, description="cap on one SSE event")
 
     @model_validator(mode="after")
     def _known_preset(self) -> ProviderSettings:
@@ -292,6 +295,7 @@ def _resolve_provider(
         dialect=spec.dialect,
         max_connections=spec.max_connections,
         connect_timeout_s=spec.connect_timeout_s,
+        max_event_bytes=spec.max_event_bytes,
     )
 
 

@@ -26,8 +26,9 @@ class Provider:
     api_key: str | None = field(repr=False)
     headers: tuple[tuple[str, str], ...] = ()
     dialect: str = "openai"
-    max_connections: int = 512
+    max_connections: int = 4096
     connect_timeout_s: float = 5.0
+    max_event_bytes: int = 1024 * 1024  # one SSE event longer than this is a bad answer
 
 
 @dataclass(frozen=True, slots=True)

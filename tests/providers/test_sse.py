@@ -1,3 +1,5 @@
+import time
+
 from tokenlane.providers.sse import SSEDecoder, SSEEvent
 
 
@@ -34,3 +36,54 @@ def test_one_event_per_piece_decodes_as_the_whole_stream_does() -> None:
     one_by_one = SSEDecoder()
     assert [e for piece in events for e in one_by_one.feed(piece)] == whole
     assert len(whole) == 8 and whole[1] == SSEEvent(b"a") and whole[-1] == SSEEvent(b"[DONE]")
+
+
+def _feed_in_pieces(decoder: SSEDecoder, data: bytes, size: int) -> list[SSEEvent]:
+    events = []
+    for i in range(0, len(data), size):
+        events += decoder.feed(data[i:i + size])
+    return events
+
+
+def _decode_seconds(payload_bytes: int) -> float:
+    """Best of three: one event of `payload_bytes` fed in 4 KiB pieces."""
+    data = b"data: " + b"x" * payload_bytes + b"\n\n"
+    best = float("inf")
+    for _ in range(3):
+        decoder = SSEDecoder(max_event_bytes=10 * payload_bytes)
+        start = time.perf_counter()
+        [event] = _feed_in_pieces(decoder, data, 4096)
+        best = min(best, time.perf_counter() - start)
+        assert len(event.data) == payload_bytes
+    return best
+
+
+def test_decoding_one_large_event_is_linear_in_its_size() -> None:
+    """Re-joining the whole buffer on every read made a 5 MB event cost seconds of CPU (the
+    event loop blocked meanwhile): 4x the bytes must cost about 4x the time, not 16x."""
+    small, large = _decode_seconds(1_000_000), _decode_seconds(4_000_000)
+    assert large < 8 * small + 0.005, (small, large)
+    assert large < 0.25
+
+
+def test_an_event_over_the_cap_stops_decoding() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    assert decoder.feed(b"data: " + b"x" * 900 + b"\n\n")[0].data == b"x" * 900
+    assert _feed_in_pieces(decoder, b"data: " + b"y" * 2000, 100) == []  # never ends
+    assert decoder.error == "SSE event over 1000 bytes"
+    assert decoder.feed(b"\n\ndata: after\n\n") == []  # nothing after it is trusted
+    # Events completed before the oversized one still come out, once.
+    decoder = SSEDecoder(max_event_bytes=1000)
+    assert decoder.feed(b"data: 1\n\ndata: " + b"z" * 2000 + b"\n\ndata: 2\n\n") == [
+        SSEEvent(b"1")]
+    assert decoder.error is not None
+
+
+def test_crlf_split_at_every_position_decodes_the_same() -> None:
+    stream = b"data: a\r\n\r\nevent: e\r\ndata: b\r\rdata: c\r\n\r\n: x\r\n\r\ndata: [DONE]\r\n\r\n"
+    whole = SSEDecoder().feed(stream)
+    assert [e.data for e in whole] == [b"a", b"b", b"c", b"[DONE]"]
+    for cut in range(len(stream) + 1):
+        decoder = SSEDecoder()
+        assert decoder.feed(stream[:cut]) + decoder.feed(stream[cut:]) == whole, cut
+        assert decoder.pending() == b""

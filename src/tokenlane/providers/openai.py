@@ -23,7 +23,7 @@ from .base import (
     UpstreamTimeout,
 )
 from .redact import redact
-from .sse import SSEDecoder
+from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 from .transport import build_transport, timeouts, upstream_headers, upstream_url
 
 __all__ = ["OpenAIDialect", "parse_retry_after"]
@@ -61,7 +61,7 @@ class OpenAIDialect:
             raise UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}") from exc
         if response.status_code >= 400:
             raise await _http_error(response, self.provider.api_key)
-        return OpenAIStream(response)
+        return OpenAIStream(response, self.provider.max_event_bytes)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -70,10 +70,12 @@ class OpenAIDialect:
 class OpenAIStream:
     """Chunks of one upstream stream; `completed` tells whether `[DONE]` arrived."""
 
-    __slots__ = ("_response", "completed")
+    __slots__ = ("_max_event_bytes", "_response", "completed")
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+                 ) -> None:
         self._response = response
+        self._max_event_bytes = max_event_bytes
         self.completed = False
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
@@ -83,7 +85,7 @@ class OpenAIStream:
 
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """The chunks of each upstream read together: what is already here goes out as one."""
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(self._max_event_bytes)
         try:
             async for piece in self._response.aiter_raw():
                 batch: list[dict[str, Any]] = []
@@ -101,6 +103,8 @@ class OpenAIStream:
                         raise
                 if batch:
                     yield batch
+                if decoder.error is not None:
+                    raise UpstreamBadResponse(decoder.error)
         except httpx.HTTPError as exc:
             raise UpstreamBadResponse(f"connection lost mid-stream ({type(exc).__name__})") from exc
         if decoder.pending():

@@ -1,0 +1,144 @@
+"""One bare-ASGI endpoint for every translated surface (Anthropic Messages, OpenAI Responses).
+
+The steps are the chat endpoint's (see `chat.py`, whose body reading and disconnect handling
+this reuses): authorize, read a bounded body, parse, hand to the engine, present. What differs
+per surface is behind `Surface`: how a body becomes a `ChatRequest`, how the engine's answer
+is presented, and the shape errors take. A surface never plans or retries: the engine does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from ..errors import InvalidRequest, MethodNotAllowed, TokenlaneError
+from ..request import ChatRequest
+from ..routing.engine import Engine
+from ..routing.stream import ChatStream, StreamBroken
+from .auth import Authenticator
+from .chat import (
+    _SSE,
+    ClientGone,
+    Headers,
+    _disconnected,
+    _read_body,
+    _route_headers,
+    _send_json,
+    _text,
+    _unless,
+)
+
+__all__ = ["Presenter", "Surface", "SurfaceEndpoint"]
+
+log = logging.getLogger(__name__)
+
+
+class Presenter(Protocol):
+    """Turns one request's engine output into the surface's response shape."""
+
+    def complete(self, completion: dict[str, Any]) -> dict[str, Any]:
+        """The response body for a finished (non-streamed) chat.completion."""
+        ...
+
+    def add(self, chunk: dict[str, Any]) -> bytes:
+        """SSE bytes for one chat.completion.chunk (may be empty)."""
+        ...
+
+    def finish(self) -> bytes:
+        """SSE bytes closing a stream that ended normally."""
+        ...
+
+    def broken(self, exc: TokenlaneError) -> bytes:
+        """SSE bytes reporting a failure after output already reached the client."""
+        ...
+
+
+class Surface(Protocol):
+    path: str
+
+    def prepare(self, body: dict[str, Any], headers: dict[bytes, bytes]
+                ) -> tuple[ChatRequest, Presenter] | dict[str, Any]:
+        """A request for the engine and how to present its answer, or (for endpoints that
+        need no model call, such as token counting) the answer itself. Raises
+        TokenlaneError for a bad request."""
+        ...
+
+    def error(self, exc: TokenlaneError) -> tuple[int, dict[str, Any]]:
+        """(status, body) of an error in the surface's own shape."""
+        ...
+
+
+class SurfaceEndpoint:
+    """Serves `surface.path` over `engine`, guarded by `auth` (Bearer or x-api-key)."""
+
+    def __init__(self, surface: Surface, engine: Engine, auth: Authenticator,
+                 max_body_bytes: int) -> None:
+        self.surface = surface
+        self.engine = engine
+        self.auth = auth
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            if scope["method"] != "POST":
+                raise MethodNotAllowed(f"{scope['method']} {self.surface.path}: use POST.")
+            headers = dict(scope["headers"])
+            self.auth.check(_text(headers.get(b"authorization")),
+                            x_api_key=_text(headers.get(b"x-api-key")))
+            received_at = self.engine.clock.now()
+            raw = await _read_body(receive, headers.get(b"content-length"), self.max_body_bytes)
+            prepared = self.surface.prepare(_json_object(raw), headers)
+            if isinstance(prepared, dict):
+                await _send_json(send, 200, prepared, ())
+                return
+            chat, presenter = prepared
+            chat.received_at = received_at
+            watcher = asyncio.ensure_future(_disconnected(receive))
+            try:
+                if chat.stream:
+                    stream = await _unless(watcher, self.engine.open(chat))
+                    try:
+                        await _unless(watcher, _send_stream(send, stream, presenter))
+                    finally:
+                        await stream.aclose()
+                else:
+                    result = await _unless(watcher, self.engine.complete(chat))
+                    await _send_json(send, 200, presenter.complete(result.body),
+                                     _route_headers(result.deployment.id, result.decision))
+            finally:
+                watcher.cancel()
+        except TokenlaneError as exc:
+            status, body = self.surface.error(exc)
+            extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers().items()]
+            await _send_json(send, status, body, extra)
+        except ClientGone as exc:
+            log.debug("%s", exc)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+async def _send_stream(send: Send, stream: ChatStream, presenter: Presenter) -> None:
+    headers: Headers = [*_SSE, *_route_headers(stream.deployment.id, stream.decision)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    try:
+        async for batch in stream.batches():
+            data = b"".join([presenter.add(chunk) for chunk in batch])
+            if data:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        tail = presenter.finish()
+    except StreamBroken as exc:
+        # Output already reached the client: no fallback, no silent end. One error event.
+        tail = presenter.broken(exc)
+    await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -6,6 +6,7 @@
     ├── ModelNotFound              404 invalid_request_error / model_not_found
     ├── MethodNotAllowed           405 invalid_request_error / method_not_allowed
     ├── BodyTooLarge               413 invalid_request_error / request_too_large
+    ├── UnsupportedMediaType       415 invalid_request_error / unsupported_media_type
     ├── UpstreamRejected           the upstream's own 4xx, passed back unchanged
     ├── StreamBroken               502, sent as a final SSE error event mid-stream
     └── NoDeploymentAvailable      503 service_unavailable, or 429 when every deployment
@@ -29,6 +30,7 @@ __all__ = [
     "ModelNotFound",
     "NoDeploymentAvailable",
     "TokenlaneError",
+    "UnsupportedMediaType",
     "UpstreamRejected",
     "error_body",
 ]
@@ -101,6 +103,14 @@ class BodyTooLarge(TokenlaneError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class UnsupportedMediaType(TokenlaneError):
+    """The request body is not declared `application/json`."""
+
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
 
 
 class UpstreamRejected(TokenlaneError):

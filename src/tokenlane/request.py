@@ -16,7 +16,8 @@ from .routing.options import (
     split_model_suffix,
 )
 
-__all__ = ["ChatRequest", "parse_chat_request", "prompt_tokens_estimate"]
+__all__ = ["MAX_NESTING", "ChatRequest", "check_nesting", "parse_chat_request",
+           "prompt_tokens_estimate"]
 
 
 @dataclass(slots=True)
@@ -45,6 +46,7 @@ def parse_chat_request(raw: bytes, options_header: str | None = None) -> ChatReq
 def chat_request_from_body(body: dict[str, Any], options_header: str | None = None) -> ChatRequest:
     """Validate what routing needs. Routing options are taken out of the body: upstreams
     must not see them."""
+    check_nesting(body)
     provider_options = body.pop("provider", None)
     options = parse_options(provider_options, options_header)
     model = body.get("model")
@@ -75,6 +77,31 @@ def chat_request_from_body(body: dict[str, Any], options_header: str | None = No
         options=options,
         sort=sort,
     )
+
+
+# JSON nested deeper than this is refused: the body is written again on its way upstream, and
+# orjson (like any recursive encoder) stops at 255 levels. No real request comes near it.
+MAX_NESTING = 128
+_CONTAINERS = (dict, list)
+
+
+def check_nesting(body: dict[str, Any], limit: int = MAX_NESTING) -> None:
+    """InvalidRequest naming the top-level field whose value nests deeper than `limit`.
+
+    Walks with an explicit stack, not recursion: the depth is the client's to choose."""
+    for field, value in body.items():
+        if type(value) not in _CONTAINERS:
+            continue
+        stack = [(value, 2)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > limit:
+                raise InvalidRequest(
+                    f"'{field}' is nested more than {limit} levels deep.", param=field,
+                    code="invalid_value")
+            children = node.values() if type(node) is dict else node
+            stack.extend((child, depth + 1) for child in children
+                         if type(child) in _CONTAINERS)
 
 
 def prompt_tokens_estimate(messages: list[Any]) -> int:

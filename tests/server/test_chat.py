@@ -146,7 +146,8 @@ def test_client_errors_raise_what_openai_would(gw, kwargs, exc, status) -> None:
 
 def test_missing_model_and_invalid_json(gw) -> None:
     r = httpx.post(f"{gw.url}/v1/chat/completions", content=b"{not json",
-                   headers={"authorization": "Bearer tl-test-master-key"})
+                   headers={"authorization": "Bearer tl-test-master-key",
+                            "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     validate_error(r.json())
     r = httpx.post(f"{gw.url}/v1/chat/completions", json={"messages": MESSAGES},

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from ..errors import BodyTooLarge, MethodNotAllowed, TokenlaneError
+from ..errors import BodyTooLarge, MethodNotAllowed, TokenlaneError, UnsupportedMediaType
 from ..request import parse_chat_request
 from ..routing.decision import Decision
 from ..routing.engine import Engine
@@ -57,6 +57,10 @@ class ChatCompletions:
                 raise MethodNotAllowed(f"{scope['method']} {CHAT_PATH}: use POST.")
             headers = dict(scope["headers"])
             self.auth.check(_text(headers.get(b"authorization")))
+            if not _is_json(headers.get(b"content-type")):
+                # Anything else is what a web page can send cross-site without a preflight.
+                raise UnsupportedMediaType(
+                    "The request body must be JSON, sent with Content-Type: application/json.")
             received_at = self.engine.clock.now()
             raw = await _read_body(receive, headers.get(b"content-length"), self.max_body_bytes)
             chat = parse_chat_request(raw, _text(headers.get(b"x-tokenlane-provider")))
@@ -87,6 +91,11 @@ class ChatCompletions:
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    return content_type is not None and (
+        content_type.partition(b";")[0].strip().lower() == b"application/json")
 
 
 def _route_headers(deployment: str, decision: Decision | None) -> Headers:

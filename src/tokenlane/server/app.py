@@ -23,8 +23,11 @@ from ..routing.build import build_engine, build_prober
 from ..types import Catalog
 from .auth import Authenticator
 from .chat import CHAT_PATH, ChatCompletions
+from .messages import CountTokens, Messages
 from .middleware import RequestContextMiddleware
+from .responses import Responses
 from .routes import router
+from .surface import SurfaceEndpoint
 
 __all__ = ["create_app"]
 
@@ -62,8 +65,11 @@ def create_app(
             await engine.aclose()
 
     auth = Authenticator(settings.server.auth, env, source=source)
+    limit = settings.server.max_body_bytes
+    surfaces = [Messages(), CountTokens(engine), Responses()]
     app = Gateway(
-        ChatCompletions(engine, auth, settings.server.max_body_bytes),
+        ChatCompletions(engine, auth, limit),
+        {s.path: SurfaceEndpoint(s, engine, auth, limit) for s in surfaces},
         title="tokenlane", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
     )
     app.state.settings = settings
@@ -81,15 +87,20 @@ def create_app(
 
 class Gateway(FastAPI):
     """FastAPI for the small endpoints; the chat endpoint, which every request of consequence
-    hits, is served before FastAPI's per-request layers (see `server/chat.py`)."""
+    hits, is served before FastAPI's per-request layers (see `server/chat.py`), and so are
+    the translated surfaces (`server/surface.py`: Messages, Responses)."""
 
-    def __init__(self, chat: ChatCompletions, **kwargs: Any) -> None:
+    def __init__(self, chat: ChatCompletions, surfaces: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.chat = RequestContextMiddleware(chat)
+        self.surfaces = {path: RequestContextMiddleware(s) for path, s in (surfaces or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == CHAT_PATH:
             await self.chat(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] in self.surfaces:
+            await self.surfaces[scope["path"]](scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 

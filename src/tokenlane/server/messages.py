@@ -13,13 +13,14 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidRequest, TokenlaneError
-from ..request import ChatRequest, chat_request_from_body, prompt_tokens_estimate
+from ..request import ChatRequest, prompt_tokens_estimate
 from ..routing.engine import Engine
 from ..surfaces.messages_errors import anthropic_error
 from ..surfaces.messages_reply import message_from_completion
 from ..surfaces.messages_request import chat_body_from_messages, messages_of
 from ..surfaces.messages_stream import MessagesStream
 from ..surfaces.sse_out import encode_events
+from .surface import chat_request
 
 __all__ = ["COUNT_TOKENS_PATH", "MESSAGES_PATH", "CountTokens", "Messages"]
 
@@ -37,9 +38,7 @@ class Messages(_AnthropicErrors):
 
     def prepare(self, body: dict[str, Any], headers: dict[bytes, bytes]
                 ) -> tuple[ChatRequest, MessagesPresenter]:
-        options = headers.get(b"x-tokenlane-provider")
-        chat = chat_request_from_body(chat_body_from_messages(body),
-                                      None if options is None else options.decode("latin-1"))
+        chat = chat_request(chat_body_from_messages(body), headers)
         return chat, MessagesPresenter(chat.model, chat.prompt_tokens)
 
 

@@ -11,11 +11,12 @@ import time
 from typing import Any
 
 from ..errors import TokenlaneError
-from ..request import ChatRequest, chat_request_from_body
+from ..request import ChatRequest
 from ..surfaces.responses_reply import ResponseEcho, response_from_completion
 from ..surfaces.responses_request import chat_body_from_responses
 from ..surfaces.responses_stream import ResponsesStream
 from ..surfaces.sse_out import encode_events
+from .surface import chat_request
 
 __all__ = ["RESPONSES_PATH", "Responses"]
 
@@ -27,9 +28,7 @@ class Responses:
 
     def prepare(self, body: dict[str, Any], headers: dict[bytes, bytes]
                 ) -> tuple[ChatRequest, ResponsesPresenter]:
-        options = headers.get(b"x-tokenlane-provider")
-        chat = chat_request_from_body(chat_body_from_responses(body),
-                                      None if options is None else options.decode("latin-1"))
+        chat = chat_request(chat_body_from_responses(body), headers)
         # `created_at` is a Unix timestamp on the wire: the wall clock, read here, not in the
         # pure translation.
         return chat, ResponsesPresenter(ResponseEcho(body, chat.model), time.time())

@@ -16,7 +16,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, MethodNotAllowed, TokenlaneError
-from ..request import ChatRequest
+from ..request import ChatRequest, chat_request_from_body
 from ..routing.engine import Engine
 from ..routing.stream import ChatStream, StreamBroken
 from .auth import Authenticator
@@ -32,7 +32,7 @@ from .chat import (
     _unless,
 )
 
-__all__ = ["Presenter", "Surface", "SurfaceEndpoint"]
+__all__ = ["Presenter", "Surface", "SurfaceEndpoint", "chat_request"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,11 @@ class SurfaceEndpoint:
             await _send_json(send, status, body, extra)
         except ClientGone as exc:
             log.debug("%s", exc)
+
+
+def chat_request(chat_body: dict[str, Any], headers: dict[bytes, bytes]) -> ChatRequest:
+    """The engine's request for a translated body, routing options header included."""
+    return chat_request_from_body(chat_body, _text(headers.get(b"x-tokenlane-provider")))
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

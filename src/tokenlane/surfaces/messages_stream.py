@@ -20,59 +20,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from .chunks import ChunkWalk, Event
 from .messages_reply import message_id, stop_reason, usage_of
 
-__all__ = ["Event", "MessagesStream"]
-
-Event = tuple[str, dict[str, Any]]
+__all__ = ["MessagesStream"]
 
 
-class MessagesStream:
+class MessagesStream(ChunkWalk):
     """Feed chunks with `add`, then `finish()`; each returns the events to send, in order."""
 
     def __init__(self, model: str, input_tokens_estimate: int) -> None:
+        super().__init__()
         self._model = model
         self._input_estimate = input_tokens_estimate
-        self._started = False
         self._pinged = False
         self._blocks = 0  # content blocks opened so far
         self._open: tuple[str, int] | None = None  # ("text", -1) or ("tool", chat call index)
         self._tool_blocks: dict[int, int] = {}  # chat tool-call index -> block index
-        self._finish_reason: str | None = None
-        self._usage: dict[str, Any] | None = None
         self._msg_id = message_id(None)
-
-    def add(self, chunk: dict[str, Any]) -> list[Event]:
-        events: list[Event] = []
-        if not self._started:
-            self._msg_id = message_id(chunk.get("id"))
-            events.append(self._message_start())
-            self._started = True
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue  # Messages has one answer per request (n > 1 is not asked for)
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                events += self._text(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                events += self._tool_piece(call)
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
-        return events
 
     def finish(self) -> list[Event]:
         """The closing events once the chat stream ended normally."""
-        events = [] if self._started else [self._message_start()]
-        self._started = True
-        events += self._close()
-        usage = usage_of(self._usage)
-        if self._usage is None:
+        events = self.opening() + self._close()
+        usage = usage_of(self.usage)
+        if self.usage is None:
             usage.pop("input_tokens")  # unknown: message_start's estimate stands
         events.append(("message_delta", {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(self._finish_reason), "stop_sequence": None},
+            "delta": {"stop_reason": stop_reason(self.finish_reason), "stop_sequence": None},
             "usage": usage,
         }))
         events.append(("message_stop", {"type": "message_stop"}))
@@ -80,21 +55,22 @@ class MessagesStream:
 
     # -- blocks -----------------------------------------------------------------------------
 
-    def _message_start(self) -> Event:
-        return ("message_start", {"type": "message_start", "message": {
+    def begin(self, chunk: dict[str, Any]) -> list[Event]:
+        self._msg_id = message_id(chunk.get("id"))
+        return [("message_start", {"type": "message_start", "message": {
             "id": self._msg_id, "type": "message", "role": "assistant", "model": self._model,
             "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": self._input_estimate, "output_tokens": 0},
-        }})
+        }})]
 
-    def _text(self, text: str) -> list[Event]:
+    def text(self, text: str) -> list[Event]:
         events: list[Event] = []
         if self._open is None or self._open[0] != "text":
-            events += self._start(("text", -1), {"type": "text", "text": ""})
+            events += self._open_block(("text", -1), {"type": "text", "text": ""})
         events.append(self._delta(self._blocks - 1, {"type": "text_delta", "text": text}))
         return events
 
-    def _tool_piece(self, call: dict[str, Any]) -> list[Event]:
+    def tool_piece(self, call: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
         index = call.get("index", 0)
         function = call.get("function") or {}
@@ -103,7 +79,7 @@ class MessagesStream:
             block = self._blocks
             self._tool_blocks[index] = block
             call_id = call.get("id") or f"toolu_{self._msg_id}_{index}"
-            events += self._start(("tool", index), {
+            events += self._open_block(("tool", index), {
                 "type": "tool_use", "id": call_id, "name": function.get("name") or "",
                 "input": {}})
         if function.get("arguments"):
@@ -113,7 +89,7 @@ class MessagesStream:
                                               "partial_json": function["arguments"]}))
         return events
 
-    def _start(self, kind: tuple[str, int], block: dict[str, Any]) -> list[Event]:
+    def _open_block(self, kind: tuple[str, int], block: dict[str, Any]) -> list[Event]:
         events = self._close()
         events.append(("content_block_start", {"type": "content_block_start",
                                                "index": self._blocks, "content_block": block}))

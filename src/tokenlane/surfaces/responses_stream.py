@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .chunks import ChunkWalk, Event
 from .responses_reply import (
     ResponseEcho,
     function_call_item,
@@ -33,8 +34,6 @@ from .responses_reply import (
 )
 
 __all__ = ["ResponsesStream"]
-
-Event = tuple[str, dict[str, Any]]
 
 
 class _Item:
@@ -50,69 +49,47 @@ class _Item:
         self.arguments: list[str] = []
 
 
-class ResponsesStream:
+class ResponsesStream(ChunkWalk):
     """Feed chunks with `add`, then `finish()` or `failed(...)`; each returns events."""
 
     def __init__(self, echo: ResponseEcho, created_at: float) -> None:
         self._echo = echo
         self._created_at = created_at
+        super().__init__()
         self._seq = 0
         self._id = response_id(None)
-        self._started = False
         self._items: list[_Item] = []
         self._open: _Item | None = None
         self._tool_items: dict[int, int] = {}  # chat tool-call index -> output index
-        self._finish_reason: str | None = None
-        self._usage: dict[str, Any] | None = None
         self._done: list[dict[str, Any]] = []  # finished items, by output index
 
-    def add(self, chunk: dict[str, Any]) -> list[Event]:
-        events: list[Event] = []
-        if not self._started:
-            self._id = response_id(chunk.get("id"))
-            events += self._start()
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                events += self._text(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                events += self._tool_piece(call)
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
-        return events
-
     def finish(self) -> list[Event]:
-        events = [] if self._started else self._start()
-        events += self._close()
-        status, reason = status_of(self._finish_reason)
+        events = self.opening() + self._close()
+        status, reason = status_of(self.finish_reason)
         response = response_object(self._echo, self._id, self._created_at, status,
-                                   list(self._done), usage_of(self._usage), reason)
+                                   list(self._done), usage_of(self.usage), reason)
         name = "response.completed" if status == "completed" else "response.incomplete"
         events.append(self._event(name, {"response": response}))
         return events
 
     def failed(self, code: str, message: str) -> list[Event]:
-        events = [] if self._started else self._start()
+        events = self.opening()
         events.append(self._event("error", {"code": code, "message": message, "param": None}))
         response = response_object(self._echo, self._id, self._created_at, "failed",
-                                   list(self._done), usage_of(self._usage))
+                                   list(self._done), usage_of(self.usage))
         response["error"] = {"code": "server_error", "message": message}
         events.append(self._event("response.failed", {"response": response}))
         return events
 
     # -- items ------------------------------------------------------------------------------
 
-    def _start(self) -> list[Event]:
-        self._started = True
+    def begin(self, chunk: dict[str, Any]) -> list[Event]:
+        self._id = response_id(chunk.get("id"))
         shell = response_object(self._echo, self._id, self._created_at, "in_progress", [])
         return [self._event("response.created", {"response": shell}),
                 self._event("response.in_progress", {"response": shell})]
 
-    def _text(self, text: str) -> list[Event]:
+    def text(self, text: str) -> list[Event]:
         events: list[Event] = []
         item = self._open
         if item is None or item.kind != "message":
@@ -128,7 +105,7 @@ class ResponsesStream:
             **self._where(), "content_index": 0, "delta": text, "logprobs": []}))
         return events
 
-    def _tool_piece(self, call: dict[str, Any]) -> list[Event]:
+    def tool_piece(self, call: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
         index = call.get("index", 0)
         function = call.get("function") or {}

@@ -293,7 +293,8 @@ def scrape_metrics(stack: Stack) -> dict[str, Any]:
     """Prove metrics were on: the gateway counted the attempts it served."""
     import httpx
 
-    text = httpx.get(f"{stack.gateway_url}/metrics", timeout=10).text
+    text = httpx.get(f"{stack.gateway_url}/metrics", timeout=10,
+                     headers={"authorization": f"Bearer {MASTER_KEY}"}).text
     attempts = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("tokenlane_requests_total{"))
     return {"bytes": len(text), "attempts_counted": attempts}

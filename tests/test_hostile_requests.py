@@ -94,3 +94,18 @@ def _dumps(body: Any) -> bytes:
         return json.dumps(body).encode()
     finally:
         sys.setrecursionlimit(limit)
+
+
+def test_metrics_follow_auth() -> None:
+    """/metrics names deployments and shows spend and circuit states: no key, no metrics."""
+    with stack([FAST], {"m": ["fast"]}) as s:
+        r = httpx.get(f"{s.url}/metrics")
+        assert r.status_code == 401
+        validate_error(r.json())
+        r = httpx.get(f"{s.url}/metrics", headers=AUTH)
+        assert r.status_code == 200 and "tokenlane_requests" in r.text
+    public = {"server": {"auth": {"enabled": True, "master_keys_env": "TL_TEST_KEYS"},
+                         "metrics": {"public": True}}}
+    with stack([FAST], {"m": ["fast"]}, extra=public) as s:
+        assert httpx.get(f"{s.url}/metrics").status_code == 200
+        assert httpx.get(f"{s.url}/v1/models").status_code == 401  # the rest stays closed

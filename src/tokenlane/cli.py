@@ -192,7 +192,7 @@ def _banner(settings: Settings, source: str) -> None:
     s = settings.server
     url = f"http://{s.host}:{s.port}"
     model = next(iter(settings.models))
-    auth = ("Authorization: Bearer $TOKENLANE_MASTER_KEYS" if s.auth.enabled
+    auth = (f"Authorization: Bearer ${s.auth.master_keys_env}" if s.auth.enabled
             else "no auth (demo)")
     print(f"""
 tokenlane gateway on {url}   config: {source}

@@ -30,6 +30,7 @@ __all__ = [
     "ConfigError",
     "DeploymentSettings",
     "FailoverSettings",
+    "MetricsSettings",
     "ModelSettings",
     "ProviderSettings",
     "RoutingSettings",
@@ -68,6 +69,13 @@ class AuthSettings(_Strict):
         return keys
 
 
+class MetricsSettings(_Strict):
+    """`/metrics` shows deployment names, spend and circuit states: it follows auth
+    (Prometheus sends `authorization: Bearer`) unless made public explicitly."""
+
+    public: bool = False
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -75,6 +83,7 @@ class ServerSettings(_Strict):
     # On SIGTERM: stop accepting, let streams in flight finish for up to this long.
     drain_timeout_s: float = Field(30.0, ge=0)
     auth: AuthSettings = AuthSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})

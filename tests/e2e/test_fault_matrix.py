@@ -59,12 +59,16 @@ def estimates(s: Stack) -> dict[str, dict]:
 
 def outcomes(s: Stack, name: str) -> dict[str, float]:
     """Attempts on provider `name`'s deployment of m, counted by outcome class (/metrics)."""
-    families = text_string_to_metric_families(httpx.get(f"{s.url}/metrics").text)
+    families = text_string_to_metric_families(scrape(s))
     return {sample.labels["outcome"]: sample.value
             for family in families if family.name == "tokenlane_requests"
             for sample in family.samples
             if sample.name == "tokenlane_requests_total"
             and sample.labels["deployment"] == f"{name}/{name}-m"}
+
+
+def scrape(s: Stack) -> str:
+    return httpx.get(f"{s.url}/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
 
 
 def ask(s: Stack) -> openai.types.chat.ChatCompletion:
@@ -126,7 +130,7 @@ def test_faults_before_the_first_token_are_invisible(fault: str) -> None:
         assert e["good"]["error_rate"] == 0.0
         assert outcomes(s, "bad") == {outcome: 2.0}
         assert outcomes(s, "good") == {"ok": 3.0}
-        metrics = httpx.get(f"{s.url}/metrics").text
+        metrics = scrape(s)
         assert 'tokenlane_circuit_state{deployment="bad/bad-m"} 2.0' in metrics
         assert 'tokenlane_circuit_state{deployment="good/good-m"} 0.0' in metrics
 
@@ -387,7 +391,7 @@ def test_hedging_races_a_slow_first_token_and_records_both() -> None:
         assert raw.headers["x-tokenlane-deployment"] == "good/good-m"
         assert raw.parse().choices[0].message.content == GOOD_TEXT
         s.sim.wait_counters("bad", lambda c: c.disconnected == 1, timeout=10)  # loser cancelled
-        metrics = httpx.get(f"{s.url}/metrics").text
+        metrics = scrape(s)
         assert 'tokenlane_hedges_total{event="started"} 1.0' in metrics
         assert 'tokenlane_hedges_total{event="won"} 1.0' in metrics
         assert outcomes(s, "bad") == {"cancelled": 1.0}

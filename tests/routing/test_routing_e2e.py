@@ -147,7 +147,8 @@ def test_stats_api_cli_table_and_metrics(measured, capsys) -> None:
     assert "m  (policy: balanced)" in table
     assert all(f"{n}/{n}-m" in table for n in ("fast", "snappy", "cheap"))
     assert "fresh" in table
-    metrics = httpx.get(f"{measured.url}/metrics").text
+    metrics = httpx.get(f"{measured.url}/metrics",
+                        headers={"authorization": f"Bearer {MASTER_KEY}"}).text
     assert 'tokenlane_requests_total{deployment="fast/fast-m",model="m",outcome="ok"}' in metrics
     assert "tokenlane_ttft_seconds_bucket" in metrics
     assert "tokenlane_time_per_output_token_seconds_bucket" in metrics

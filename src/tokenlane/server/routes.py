@@ -38,6 +38,8 @@ async def router_stats(request: Request) -> Response:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    if not request.app.state.settings.server.metrics.public:
+        _authorize(request)
     body = request.app.state.metrics.render()
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 

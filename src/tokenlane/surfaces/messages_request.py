@@ -212,7 +212,7 @@ def _tool(tool: Any, i: int) -> dict[str, Any]:
         raise InvalidRequest(f"{at}.name: Field required", param=f"{at}.name")
     if tool.get("type") not in (None, "custom"):
         raise InvalidRequest(
-            f"{at}: server tool '{tool['type']}' is not available through this gateway "
+            f"{at}.type: server tool '{tool['type']}' is not available through this gateway "
             "(only client tools with an input_schema)", param=f"{at}.type")
     function: dict[str, Any] = {"name": tool["name"],
                                 "parameters": tool.get("input_schema") or {"type": "object"}}

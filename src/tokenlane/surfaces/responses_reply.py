@@ -58,7 +58,7 @@ def response_id(chat_id: Any) -> str:
 def response_object(echo: ResponseEcho, resp_id: str, created_at: float, status: str,
                     output: list[dict[str, Any]], usage: dict[str, Any] | None = None,
                     incomplete_reason: str | None = None) -> dict[str, Any]:
-    return {
+    out = {
         "id": resp_id,
         "object": "response",
         "created_at": int(created_at),
@@ -67,9 +67,11 @@ def response_object(echo: ResponseEcho, resp_id: str, created_at: float, status:
         "incomplete_details": None if incomplete_reason is None else {
             "reason": incomplete_reason},
         "output": output,
-        "usage": usage,
         **echo.fields,
     }
+    if usage is not None:  # absent, not null, until known (the schema has no null usage)
+        out["usage"] = usage
+    return out
 
 
 def status_of(finish_reason: Any) -> tuple[str, str | None]:

@@ -62,3 +62,14 @@ def test_routing_benchmark_smoke(tmp_path: Path) -> None:
         for arm, row in scenario["arms"].items():
             assert ROUTING_FIELDS <= set(row), (name, arm)
             assert row["requests"] == data["config"]["requests"], (name, arm)
+
+
+def test_hostile_benchmark_smoke(tmp_path: Path) -> None:
+    data = run_smoke("hostile.py", tmp_path, timeout=120)
+    summary = data["summary"]
+    assert summary["requests"] >= 200
+    assert {"5xx", "not_openai_errors", "bad_stream_events", "latency_outliers",
+            "rss_growth_mb", "log_tracebacks", "probe_max_ms"} <= set(summary)
+    # Every kind of hostile input was sent.
+    assert {"bad_json", "deep_nesting", "hostile_upstream", "raw_http", "bad_auth"} <= set(
+        data["by_kind"])

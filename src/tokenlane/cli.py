@@ -115,6 +115,7 @@ def _sim(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .server import create_app
+    from .server.protocol import GatewayHttpProtocol
 
     settings, source = _load(args.config)
     server_settings = settings.server.model_copy(update={
@@ -123,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"server": server_settings})
     app = create_app(settings, source=source, catalog=_validate(settings, source))
     gateway = uvicorn.Server(uvicorn.Config(
-        app, host=server_settings.host, port=server_settings.port, http="httptools",
+        app, host=server_settings.host, port=server_settings.port, http=GatewayHttpProtocol,
         log_level=args.log_level, access_log=False,
         server_header=False,  # no need to tell the world which server version runs here
         timeout_graceful_shutdown=round(server_settings.drain_timeout_s),

@@ -51,6 +51,8 @@ class SSEDecoder:
         elif chunk:
             self._cr = False
         events: list[SSEEvent] = []
+        if not chunk:  # kept, an empty piece would hide the pending event's last byte
+            return events
         if self._parts:
             # Only the junction and the new bytes can hold the pending event's end.
             if chunk.startswith(b"\n") and self._parts[-1].endswith(b"\n"):

@@ -47,11 +47,14 @@ def config(sim_url: str, **routing: Any) -> dict[str, Any]:
     """A tokenlane config (what `tokenlane serve --config` reads) for the simulated
     providers; no API keys needed.
 
-    Exploration is off unless asked for: by default a small share of requests goes to a
-    deployment with thin measurements, at random, and an example should print the same thing
-    every time it runs. Unmeasured deployments are still tried once each (`why=cold`).
+    Exploration and active probes are off unless asked for: by default a small share of
+    requests goes to a deployment with thin measurements, at random, and the prober
+    re-measures deployments on its own schedule, in real time; an example should print the
+    same thing every time it runs. Unmeasured deployments are still tried once each
+    (`why=cold`).
     """
     routing.setdefault("exploration_share", 0.0)
+    routing.setdefault("probes", {"enabled": False})
     return {
         "server": {"auth": {"enabled": False}},
         "providers": {name: {"base_url": Simulator.base_url(sim_url, name)}

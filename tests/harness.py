@@ -73,6 +73,9 @@ def gateway_config(
             }
             for model, names in models.items()
         },
+        # The prober re-measures on its own schedule, in real time: tests that want it turn
+        # it on, the rest see only the traffic they send.
+        "routing": {"probes": {"enabled": False}},
     }
     for key, value in (extra or {}).items():
         data[key] = {**data.get(key, {}), **value}

@@ -153,11 +153,16 @@ class FailoverSettings(_Strict):
     max_attempts: int = Field(4, ge=1, le=20)
     retry_same: int = Field(0, ge=0, le=5, description="extra tries on one deployment")
     deadline_s: float = Field(300.0, gt=0)
-    ttft_timeout_s: float = Field(30.0, gt=0)
+    ttft_timeout_s: float | None = Field(
+        None, gt=0, description="fixed TTFT deadline; unset: learned from each deployment's p99")
+    max_ttft_timeout_s: float = Field(30.0, gt=0, description="bound of the learned deadline")
     stall_timeout_s: float = Field(30.0, gt=0)
     connect_timeout_s: float | None = Field(None, gt=0)
     hedge: bool = False
     hedge_delay_s: float = Field(1.0, ge=0)
+    hedge_overdue: bool = Field(True, description="hedge when a first token is overdue")
+    escape_slow_factor: float | None = Field(
+        3.0, gt=1, description="non-stream: restart elsewhere when this many times slower")
 
 
 class CircuitConfig(_Strict):
@@ -165,18 +170,38 @@ class CircuitConfig(_Strict):
     error_rate: float = Field(0.5, gt=0, le=1)
     min_requests: int = Field(10, ge=1)
     window_s: float = Field(60.0, gt=0)
-    open_s: float = Field(30.0, gt=0)
-    max_open_s: float = Field(300.0, gt=0)
-    slow_trial_s: float = Field(2.0, gt=0, description="a failed trial slower than this backs off")
+    open_s: float = Field(1.0, gt=0, description="first cool-down; doubles per failed trial")
+    max_open_s: float = Field(30.0, gt=0)
+    max_retry_after_s: float = Field(300.0, gt=0, description="Retry-After honoured up to")
 
 
 class ProbeConfig(_Strict):
-    """Active probes keep idle deployments measured (off by default: they cost money)."""
+    """Active probes re-measure deployments users are kept away from (see routing.probes)."""
 
-    enabled: bool = False
-    interval_s: float = Field(300.0, gt=0)
+    enabled: bool = True
+    interval_s: float = Field(0.25, gt=0, description="how often the recheck schedule is read")
     max_tokens: int = Field(16, ge=2, le=256)
-    spend_cap_usd_per_day: float = Field(0.10, ge=0)
+    spend_cap_usd_per_day: float = Field(1.0, ge=0)
+
+
+class RecheckConfig(_Strict):
+    """When deployments are re-measured (routing.rechecks): degraded ones after `first_s`,
+    backing off to `max_s`; idle healthy ones every `idle_s`."""
+
+    first_s: float = Field(1.0, gt=0)
+    max_s: float = Field(2.0, gt=0)
+    idle_s: float = Field(60.0, gt=0)
+
+
+class HealthConfig(_Strict):
+    """What demotes a deployment under every policy, and the learned TTFT deadline."""
+
+    overdue_factor: float = Field(2.0, gt=1, description="first token later than this x p90")
+    trickle_factor: float = Field(3.0, gt=1, description="decoding this many times slower")
+    ttft_timeout_p99_multiple: float = Field(4.0, gt=1)
+    min_ttft_timeout_s: float = Field(1.0, gt=0)
+    healthy_memory_s: float = Field(
+        3600.0, gt=0, description="a slowdown is re-measured often for this long")
 
 
 class ModelSettings(_Strict):
@@ -205,6 +230,8 @@ class RoutingSettings(_Strict):
     circuit: CircuitConfig = CircuitConfig()
     hedge_budget: float = Field(0.1, ge=0, le=1, description="max share of requests hedged")
     probes: ProbeConfig = ProbeConfig()
+    rechecks: RecheckConfig = RecheckConfig()
+    health: HealthConfig = HealthConfig()
 
 
 class Settings(_Strict):

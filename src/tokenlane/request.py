@@ -31,6 +31,7 @@ class ChatRequest:
     options: RoutingOptions = NO_OPTIONS
     sort: Sort | None = None  # from a model suffix such as `:nitro`
     received_at: float | None = None  # engine clock time the gateway got it (overhead metric)
+    probe: bool = False  # the gateway's own re-measurement (routing.probes), not a client's
 
 
 def parse_chat_request(raw: bytes, options_header: str | None = None) -> ChatRequest:

@@ -52,11 +52,20 @@ class Failover:
     max_attempts: int = 4
     retry_same: int = 0  # extra tries on the same deployment before falling back
     deadline_s: float = 300.0  # overall
-    ttft_timeout_s: float = 30.0  # no first token by then: abandon, next deployment
+    # No first token by then: abandon, next deployment. None: learned per deployment from its
+    # TTFT distribution (see `routing.health.ttft_timeout`), at most `max_ttft_timeout_s`.
+    ttft_timeout_s: float | None = None
+    max_ttft_timeout_s: float = 30.0
     stall_timeout_s: float = 30.0  # gap between tokens once streaming
     connect_timeout_s: float | None = None  # None: the provider's
     hedge: bool = False
     hedge_delay_s: float = 1.0  # hedge after max(this, the primary's p90 TTFT)
+    # Hedge when the first token is overdue (past twice the deployment's own TTFT p90),
+    # within the hedge budget, even when `hedge` is off: a stall costs about 2x a usual TTFT.
+    hedge_overdue: bool = True
+    # Non-streaming: start over elsewhere when a running attempt's live decode speed predicts
+    # it will finish this many times later than the next deployment would (None: never).
+    escape_slow_factor: float | None = 3.0
 
 
 @dataclass(frozen=True, slots=True)

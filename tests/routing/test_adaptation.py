@@ -90,7 +90,7 @@ def test_one_slow_answer_is_confirmed_or_dismissed_by_the_next_one() -> None:
     world.route = replace(world.route, policy="throughput")
     for _ in range(30):
         world.request({})
-    world.speeds["rapid"] = (0.40, 90.0, 1.2)  # one slow answer
+    world.speeds["rapid"] = (0.40, 350.0, 1.2)  # one slow answer (slower, not a trickle)
     assert world.request({})[0] == "rapid"
     world.speeds["rapid"] = (0.40, 900.0, 1.2)  # a hiccup: back to normal
     assert world.request({})[0] == "rapid"

@@ -28,35 +28,48 @@ def test_consecutive_failures_open_then_half_open_trial_closes() -> None:
     assert b.state("d") == "closed" and b.acquire("d") and b.acquire("d")
 
 
-def test_slow_failed_trial_reopens_for_longer() -> None:
-    b, clock = board(consecutive_failures=1, open_s=10, max_open_s=25, slow_trial_s=2)
-    b.record("d", "connect")
-    clock.advance(10)
-    assert b.acquire("d")
-    clock.advance(5)  # the trial made its request wait, then timed out
-    b.record("d", "timeout")
-    assert b.state("d") == "open" and b.retry_in("d") == 20
-    clock.advance(20)
-    assert b.acquire("d")
-    clock.advance(5)
-    b.record("d", "timeout")
-    assert b.retry_in("d") == 25  # capped
-
-
-def test_fast_failed_trials_keep_the_short_cool_down() -> None:
-    # A 10-minute outage of instant 503s: a failed trial costs its request a quick fallback,
-    # so trials keep coming every open_s and the recovered deployment is back within open_s.
-    b, clock = board(consecutive_failures=1, open_s=30, max_open_s=300)
+def test_failed_trials_back_off_from_a_short_cool_down_to_the_cap() -> None:
+    b, clock = board(consecutive_failures=1, open_s=1, max_open_s=30)
     b.record("d", "5xx")
-    trials = 0
-    while clock.now() < 600:
+    cool_downs = []
+    for _ in range(7):
+        cool_downs.append(b.retry_in("d"))
         clock.advance(b.retry_in("d"))
-        assert b.acquire("d")
-        trials += 1
+        assert b.state("d") == "half_open" and b.acquire("d")
         b.record("d", "5xx")
-    assert trials == 20 and b.retry_in("d") == 30
+    assert cool_downs == [1, 2, 4, 8, 16, 30, 30]
     clock.advance(30)
     assert b.acquire("d") and b.record("d", "ok") and b.state("d") == "closed"
+    b.record("d", "5xx")
+    assert b.retry_in("d") == 1  # a new outage starts short again
+
+
+def test_a_probe_is_the_trial_of_an_open_circuit_without_waiting_for_the_cool_down() -> None:
+    b, clock = board(consecutive_failures=1, open_s=8)
+    b.record("d", "connect")
+    assert not b.acquire("d")  # users wait out the cool-down
+    assert b.acquire("d", probe=True) and b.acquire("d", probe=True)  # probes take no slot
+    b.record("d", "5xx", probe=True)  # still failing: users' cool-down doubles
+    assert b.state("d") == "open" and b.retry_in("d") == 16
+    clock.advance(1)
+    assert b.record("d", "ok", probe=True)  # recovered: closed at once, not 15 s later
+    assert b.state("d") == "closed" and b.acquire("d")
+
+
+def test_a_deadline_hit_by_an_attempt_older_than_the_latest_success_does_not_count() -> None:
+    # Requests sent into a stall time out after the provider has recovered (a later request
+    # already succeeded): their timeouts describe the stall, not the provider now.
+    b, clock = board(consecutive_failures=2)
+    stalled_at = clock.now()
+    clock.advance(1)
+    b.record("d", "ok")
+    clock.advance(1)
+    for _ in range(5):
+        b.record("d", "timeout", started_at=stalled_at)
+    assert b.state("d") == "closed"
+    b.record("d", "timeout", started_at=clock.now())  # a fresh one counts
+    b.record("d", "5xx", started_at=stalled_at)  # and a provider error always does
+    assert b.state("d") == "open"
 
 
 def test_error_rate_in_window_opens_without_a_streak() -> None:
@@ -77,7 +90,7 @@ def test_old_failures_leave_the_window() -> None:
 
 
 def test_retry_after_opens_for_exactly_that_long() -> None:
-    b, clock = board(open_s=30)
+    b, clock = board(open_s=1)
     b.record("d", "429", retry_after=7)
     assert b.state("d") == "open" and b.retry_in("d") == 7
     clock.advance(7)

@@ -211,19 +211,21 @@ def test_a_suspected_shift_gets_confirmed_before_the_constraint_binds() -> None:
 
 
 def test_after_a_slow_answer_only_one_request_at_a_time_goes_back_to_confirm() -> None:
-    """fast's latest answer decoded at 50 tok/s (an unconfirmed shift toward worse): it is
-    predicted at that speed at once. One request confirms (when none is in flight); while it
-    runs every other request goes to the next best."""
+    """fast's latest answer decoded at 600 tok/s (an unconfirmed shift toward worse, not a
+    trickle): it is predicted at that speed at once. One request confirms (when none is in
+    flight); while it runs every other request goes to the next best."""
+    profiles = {**SNAPSHOT.estimates, "snappy/m": estimate("snappy", 0.05, 800)}
+
     def snapshot(in_flight: int) -> Snapshot:
-        slower = estimate("fast", 0.50, 1000, shifting=True, decode_tps_slower=50.0,
+        slower = estimate("fast", 0.50, 1000, shifting=True, decode_tps_slower=600.0,
                           in_flight=in_flight)
-        return Snapshot(0.0, {**SNAPSHOT.estimates, "fast/m": slower})
+        return Snapshot(0.0, {**profiles, "fast/m": slower})
 
     throughput = {"provider": {"sort": "throughput"}}
     confirming = decide(throughput, snapshot(in_flight=0))
     assert order(confirming)[0] == "fast" and confirming.why == "confirm"
     meanwhile = decide(throughput, snapshot(in_flight=1))
     assert order(meanwhile) == ["snappy", "fast", "cheap"] and meanwhile.why == "policy"
-    before = decide(throughput, Snapshot(0.0, {**SNAPSHOT.estimates, "fast/m": estimate(
+    before = decide(throughput, Snapshot(0.0, {**profiles, "fast/m": estimate(
         "fast", 0.50, 1000, shifting=True, in_flight=1)}))
     assert order(before)[0] == "fast"  # without the bad news it would still rank first

@@ -104,11 +104,13 @@ def parse_route_header(value: str) -> RouteInfo:
     """Parse an `x-tokenlane-route` header value; ValueError when it is not one."""
     fields: dict[str, str] = {}
     rest = value.strip()
-    # `candidates` comes last and its value has spaces and commas: split it off first.
+    # `candidates` has spaces and commas in its value: split it off first (it runs to the
+    # next `; ` field, or to the end).
     head, sep, candidates = rest.partition("candidates=")
     if sep and head and not head.rstrip().endswith(";"):
         raise ValueError(f"not an {ROUTE_HEADER} header: {value!r}")
-    for part in head.split(";"):
+    candidates, _, tail = candidates.partition(";")
+    for part in (*head.split(";"), *tail.split(";")):
         part = part.strip()
         if not part:
             continue

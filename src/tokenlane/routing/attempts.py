@@ -24,17 +24,33 @@ class PlanWalk:
     """Yields the plan's candidates in order, each `1 + retry_same` times in a row, skipping
     deployments whose circuit is open (and remembering them for the error message)."""
 
-    def __init__(self, plan: Sequence[Candidate], retry_same: int, circuits: CircuitBoard):
+    def __init__(self, plan: Sequence[Candidate], retry_same: int, circuits: CircuitBoard,
+                 *, probe: bool = False):
         self._queue = [c for c in plan for _ in range(1 + retry_same)]
         self._circuits = circuits
+        self._probe = probe  # a probe goes through open circuits: it is their trial
         self._last: Candidate | None = None
         self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        """Tries left in the plan (open circuits not yet skipped count too)."""
+        return len(self._queue)
+
+    def peek(self) -> Candidate | None:
+        """The next candidate on another deployment whose circuit is closed, without taking
+        it (what a request would fall back to)."""
+        last = self._last.deployment.id if self._last is not None else None
+        for c in self._queue:
+            d = c.deployment.id
+            if d != last and self._circuits.state(d) == "closed":
+                return c
+        return None
 
     def next(self) -> Candidate | None:
         while self._queue:
             candidate = self._queue.pop(0)
             deployment = candidate.deployment.id
-            if self._circuits.acquire(deployment):
+            if self._circuits.acquire(deployment, probe=self._probe):
                 self._last = candidate
                 return candidate
             if deployment not in self.skipped:

@@ -2,7 +2,8 @@
 both build theirs here, so a library user routes exactly as the server would.
 
 What is built from `settings.routing`: the stats store (half-life, staleness), the circuit
-board, the hedge budget and the planner's exploration share. Observers (metrics, a user's
+board, the hedge budget, health gates, the recheck schedule and the planner's exploration
+share. Observers (metrics, a user's
 callback) are passed in: nothing here is global.
 """
 
@@ -18,9 +19,11 @@ from ..stats.store import StatsSettings, StatsStore
 from ..types import Catalog
 from .circuit import CircuitBoard, CircuitSettings
 from .engine import Engine
+from .health import HealthSettings
 from .hedge import HedgeBudget
 from .planner import PlannerSettings
 from .probes import Prober, ProbeSettings
+from .rechecks import RecheckSchedule, RecheckSettings
 
 __all__ = ["build_engine", "build_prober"]
 
@@ -50,11 +53,17 @@ def build_engine(
         clock=clock,
         stats=StatsStore(clock, StatsSettings(half_life_s=r.half_life_s,
                                               stale_after_s=r.stale_after_s,
-                                              bad_news_hold_s=r.bad_news_hold_s)),
+                                              bad_news_hold_s=r.bad_news_hold_s,
+                                              healthy_memory_s=r.health.healthy_memory_s)),
         planner=PlannerSettings(exploration_share=r.exploration_share,
                                 recheck_after_s=r.recheck_after_s),
         circuits=CircuitBoard(clock, CircuitSettings(**r.circuit.model_dump())),
         hedge_budget=HedgeBudget(r.hedge_budget),
+        health=HealthSettings(overdue_factor=r.health.overdue_factor,
+                              trickle_factor=r.health.trickle_factor,
+                              timeout_p99_multiple=r.health.ttft_timeout_p99_multiple,
+                              timeout_min_s=r.health.min_ttft_timeout_s),
+        rechecks=RecheckSchedule(RecheckSettings(**r.rechecks.model_dump())),
         rng=rng or random.Random(),
         on_observation=on_observation,
         on_overhead=on_overhead,

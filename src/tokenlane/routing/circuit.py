@@ -3,16 +3,21 @@
     closed ──(N consecutive failures, or error rate over a threshold in a window,
               or a 429 with Retry-After)──▶ open
     open ──(cool-down or Retry-After elapsed)──▶ half_open: exactly one trial request
-    half_open ──trial ok──▶ closed        half_open ──trial fails──▶ open again
+    half_open ──trial ok──▶ closed        half_open ──trial fails──▶ open again, for longer
 
-Cool-downs after a failed trial: a recovered deployment waits out whatever cool-down it is in
-(half of it on average), so short is better, unless trials hurt. A trial that fails fast (a
-503, a refused connection) costs its request a fallback of milliseconds: the cool-down stays
-`open_s`. One that failed slowly (a timeout, a stall) made a user wait: the cool-down doubles,
-up to `max_open_s`.
+Cool-downs start short (`open_s`, 1 s) and double with every failed trial, up to
+`max_open_s`: a recovered deployment waits out at most the cool-down it is in, so a short one
+brings it back quickly, and the doubling keeps a long outage from costing a trial a second.
+
+Probes (the active prober's re-measurements) are trials that cost no user anything: one may
+go to an open circuit whenever the recheck schedule says, without waiting for the cool-down
+and without taking the half-open slot; a probe that succeeds closes the circuit, one that
+fails backs the cool-down off like a failed trial.
 
 Only failures that say something about the deployment count: client faults (4xx) and
-cancellations do not.
+cancellations do not, and neither does a deadline (timeout, stall) of an attempt that began
+before the deployment's latest success: it describes a moment the deployment has since shown
+to be over, and must not re-open the circuit of a provider that just recovered.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ..clock import Clock
 __all__ = ["CircuitBoard", "CircuitSettings"]
 
 _FAILURES = frozenset({"5xx", "429", "timeout", "connect", "stall", "bad_response"})
+_DEADLINES = frozenset({"timeout", "stall"})  # the gateway's own deadlines
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +39,13 @@ class CircuitSettings:
     error_rate: float = 0.5
     min_requests: int = 10  # in the window, before the error rate is trusted
     window_s: float = 60.0
-    open_s: float = 30.0
-    max_open_s: float = 300.0
-    # A failed trial that took longer than this (from `acquire` to `record`) backs off.
-    slow_trial_s: float = 2.0
+    open_s: float = 1.0  # the first cool-down; doubled by each failed trial
+    max_open_s: float = 30.0
+    max_retry_after_s: float = 300.0  # a provider's Retry-After is honoured up to this
 
 
 class _Circuit:
-    __slots__ = ("open_for", "rate_limited", "recent", "state", "streak", "trial", "trial_at",
+    __slots__ = ("ok_at", "open_for", "rate_limited", "recent", "state", "streak", "trial",
                  "until")
 
     def __init__(self) -> None:
@@ -49,9 +54,9 @@ class _Circuit:
         self.streak = 0
         self.recent: deque[tuple[float, bool]] = deque()
         self.trial = False
-        self.trial_at = 0.0
         self.open_for = 0.0
         self.rate_limited = False  # opened for a provider's Retry-After, not for failing
+        self.ok_at: float | None = None  # the latest success
 
 
 class CircuitBoard:
@@ -87,10 +92,11 @@ class CircuitBoard:
         c = self._circuits.get(deployment)
         return c is not None and c.state == "open" and c.rate_limited
 
-    def acquire(self, deployment: str) -> bool:
-        """May a request go to `deployment` now? Reserves the single half-open trial."""
+    def acquire(self, deployment: str, probe: bool = False) -> bool:
+        """May a request go to `deployment` now? Reserves the single half-open trial; a probe
+        may always go (it is the prober's to decide when) and reserves nothing."""
         c = self._circuits.get(deployment)
-        if c is None or c.state == "closed":
+        if probe or c is None or c.state == "closed":
             return True
         if c.state == "open":
             if self.clock.now() < c.until:
@@ -100,26 +106,38 @@ class CircuitBoard:
         if c.trial:
             return False
         c.trial = True
-        c.trial_at = self.clock.now()
         return True
 
-    def record(self, deployment: str, outcome: str, retry_after: float | None = None) -> bool:
-        """Count one attempt's outcome; True when it was a successful trial (recovered)."""
+    def record(
+        self,
+        deployment: str,
+        outcome: str,
+        retry_after: float | None = None,
+        *,
+        started_at: float | None = None,
+        probe: bool = False,
+    ) -> bool:
+        """Count one attempt's outcome; True when it closed the circuit (a successful trial
+        or probe: the deployment recovered). `started_at` is when the attempt was sent."""
         if outcome == "cancelled":
             c = self._circuits.get(deployment)
-            if c is not None and c.state == "half_open":
+            if c is not None and c.state == "half_open" and not probe:
                 c.trial = False  # the trial never finished; let another one try
             return False
         c = self._get(deployment)
         now = self.clock.now()
         failed = outcome in _FAILURES
+        if (failed and outcome in _DEADLINES and started_at is not None
+                and c.ok_at is not None and started_at < c.ok_at):
+            return False  # overtaken by a later success: old news
         s = self.settings
         c.recent.append((now, failed))
         while c.recent and c.recent[0][0] < now - s.window_s:
             c.recent.popleft()
         if not failed:
             c.streak = 0
-            if c.state == "half_open":
+            c.ok_at = now
+            if c.state == "half_open" or (probe and c.state == "open"):
                 c.state, c.trial, c.open_for, c.rate_limited = "closed", False, 0.0, False
                 c.recent.clear()  # a fresh start: old failures no longer describe it
                 return True
@@ -128,17 +146,16 @@ class CircuitBoard:
         failures = sum(1 for _, f in c.recent if f)
         too_many = len(c.recent) >= s.min_requests and failures / len(c.recent) > s.error_rate
         seconds = 0.0
-        if c.state == "half_open":
-            slow = c.trial and now - c.trial_at > s.slow_trial_s
-            seconds = min(max(c.open_for * 2, s.open_s), s.max_open_s) if slow else s.open_s
+        if c.state == "half_open" or (probe and c.state == "open"):
+            seconds = min(max(c.open_for * 2, s.open_s), s.max_open_s)  # a failed trial
         elif c.state == "closed" and (c.streak >= s.consecutive_failures or too_many):
             seconds = s.open_s
         backoff = outcome == "429" and bool(retry_after)
         if backoff:
             # The provider said exactly how long to stay away.
-            seconds = max(seconds, min(retry_after or 0.0, s.max_open_s))
+            seconds = max(seconds, min(retry_after or 0.0, s.max_retry_after_s))
         if seconds > 0:
             c.rate_limited = backoff
             c.state, c.trial, c.open_for = "open", False, seconds
-            c.until = max(c.until, now + seconds)
+            c.until = max(c.until, now + seconds) if backoff else now + seconds
         return False

@@ -6,9 +6,12 @@ Header format (compact, one line, `; `-separated fields):
     candidates=blaze/llama-3.3-70b ttft=0.312 tps=1790 usd=0.000160 n=42,swift/... n=0
 
 `why` is `policy` (ranked first), `explore` (exploration share), `cold` (no samples yet),
-`confirm` (its latest samples contradict its estimates: settling whether it changed), `trial`
-(its circuit's half-open trial), `order` (the request's order) or `only` (a single candidate
-left). Candidates are listed
+`confirm` (its latest samples say it got better: settling whether it did), `recheck` (due a
+re-measurement and no prober running), `trial` (its circuit's half-open trial), `probe` (the
+gateway's own re-measurement), `order` (the request's order) or `only` (a single candidate
+left). `demoted=` lists deployments put last whatever the policy said (`first token overdue`,
+`trickling`, `failing`); `note=` what happened after planning (a non-streaming request
+restarted elsewhere because its first deployment was trickling). Candidates are listed
 best first (at most five); `ttft` seconds at p50 for this prompt, `tps` decode tokens/s,
 `usd` predicted cost of this request, `n` samples behind the estimate (0 = prior).
 """
@@ -30,6 +33,10 @@ class Decision:
     policy: str
     why: str
     plan: tuple[Candidate, ...]
+    # Deployments put after the healthy ones whatever the policy said, and why.
+    demoted: tuple[tuple[str, str], ...] = ()
+    # What happened after planning that the client should know (a restart elsewhere).
+    notes: tuple[str, ...] = ()
 
     @property
     def chosen(self) -> str:
@@ -42,14 +49,21 @@ class Decision:
             n = c.estimate.samples if c.estimate else 0
             parts.append(f"{c.deployment.id} ttft={p.ttft_s:.3f} tps={p.decode_tps:.0f} "
                          f"usd={p.cost_usd:.6f} n={n}")
-        return (f"policy={self.policy}; chosen={self.chosen}; why={self.why}; "
-                f"candidates={','.join(parts)}")
+        out = (f"policy={self.policy}; chosen={self.chosen}; why={self.why}; "
+               f"candidates={','.join(parts)}")
+        if self.demoted:
+            out += "; demoted=" + ",".join(f"{d} {reason}" for d, reason in self.demoted)
+        for note in self.notes:
+            out += f"; note={_header_safe(note)}"
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "policy": self.policy,
             "chosen": self.chosen,
             "why": self.why,
+            "demoted": [{"deployment": d, "reason": r} for d, r in self.demoted],
+            "notes": list(self.notes),
             "candidates": [
                 {
                     "deployment": c.deployment.id,
@@ -63,3 +77,8 @@ class Decision:
                 for c in self.plan
             ],
         }
+
+
+def _header_safe(text: str) -> str:
+    """One header field: no `;` (the field separator) and printable ASCII only."""
+    return "".join(c if " " <= c <= "~" and c != ";" else " " for c in text)

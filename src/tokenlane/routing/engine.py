@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
@@ -31,16 +31,18 @@ from ..providers.base import (
     UpstreamHTTPError,
     UpstreamTimeout,
 )
-from ..request import ChatRequest
+from ..request import ChatRequest, chat_request_from_body
 from ..stats.observation import Observation
 from ..stats.store import StatsSettings, StatsStore
 from ..types import Catalog, Deployment, Failover, ModelRoute
 from .attempts import AttemptFailed, PlanWalk
 from .circuit import CircuitBoard
 from .decision import Decision
+from .health import HealthSettings, degraded, overdue_after, ttft_timeout
 from .hedge import HedgeBudget
-from .planner import PlannerSettings, plan
+from .planner import PlannerSettings, expected_output_tokens, plan
 from .policies import Candidate
+from .rechecks import RecheckSchedule
 from .stream import AttemptMeter, ChatStream, StreamBroken
 
 __all__ = ["Completion", "Engine"]
@@ -75,6 +77,8 @@ class Engine:
         planner: PlannerSettings | None = None,
         circuits: CircuitBoard | None = None,
         hedge_budget: HedgeBudget | None = None,
+        health: HealthSettings | None = None,
+        rechecks: RecheckSchedule | None = None,
         rng: random.Random | None = None,
         on_observation: Callable[[Observation], None] | None = None,
         on_overhead: Callable[[float], None] | None = None,
@@ -89,6 +93,10 @@ class Engine:
         self.planner = planner or PlannerSettings()
         self.circuits = circuits or CircuitBoard(self.clock)
         self.hedges = hedge_budget or HedgeBudget(0.1)
+        self.health = health or HealthSettings()
+        self.rechecks = rechecks or RecheckSchedule()
+        # Set while the active prober runs: rechecks are its job then, not users'.
+        self.probing = False
         self.rng = rng or random.Random()
         self._on_observation = on_observation
         self._on_overhead = on_overhead
@@ -106,11 +114,24 @@ class Engine:
         route = self.route(request.model)
         snapshot = self.stats.snapshot(
             (d.id for d in route.deployments), circuit=self.circuits.state)
+        due = None if self.probing or request.probe else self._rechecks_due(snapshot)
         decision = plan(route, request, request.options, snapshot, self.rng, self.planner,
-                        sort=request.sort)
+                        sort=request.sort, health=self.health, probing=self.probing,
+                        recheck_due=due)
+        if decision.why == "recheck":
+            self.rechecks.sent(decision.chosen, snapshot.at)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("route %s: %s", request.model, decision.header())
         return decision
+
+    def _rechecks_due(self, snapshot: Any) -> frozenset[str]:
+        """With no prober running, the deployments a user's request should re-measure."""
+        now = snapshot.at
+        return frozenset(
+            d for d, e in snapshot.estimates.items()
+            if not e.in_flight and e.age_s is not None and not self.circuits.rate_limited(d)
+            and self.rechecks.due(d, degraded(e, self.health), now - e.age_s, now,
+                                  hopeful=e.getting_better))
 
     # -- running ----------------------------------------------------------------------------
 
@@ -129,11 +150,23 @@ class Engine:
         while True:
             stream = await self._walk(run)
             assembler = CompletionAssembler()
+            batches = stream.batches()
             try:
-                async for batch in stream.batches():
+                escaped = None
+                async for batch in batches:
                     for chunk in batch:
                         assembler.add(chunk)
-                break
+                    if (escaped := self._escape(run, stream)) is not None:
+                        break
+                if escaped is None:
+                    break
+                await batches.aclose()
+                await stream.abandon("stall")
+                attempt = Attempt(stream.deployment.id, "stall", None, escaped)
+                run.attempts.append(attempt)
+                run.notes.append(f"restarted: {escaped}")
+                log.info("attempt abandoned: %s", attempt.describe())
+                run.walk.drop(stream.deployment.id)
             except StreamBroken as exc:
                 observed = stream.observation
                 attempt = Attempt(stream.deployment.id,
@@ -151,18 +184,73 @@ class Engine:
         body["usage"] = meter.usage if meter.usage is not None else {
             "prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.output_tokens,
             "total_tokens": meter.prompt_tokens + meter.output_tokens}
-        return Completion(body, stream)
+        completion = Completion(body, stream)
+        if run.notes:
+            completion.decision = replace(run.decision, notes=tuple(run.notes))
+        return completion
+
+    def _escape(self, run: _Run, stream: ChatStream) -> str | None:
+        """Why a non-streaming request should start over elsewhere now (None: carry on).
+
+        Its client has seen nothing yet, so when the attempt's live decode speed says it will
+        finish `escape_slow_factor` times later than the next deployment in the plan would
+        from scratch (and at least a second later), abandoning it wins time. Budgeted like a
+        hedge: every escape spends one from the hedge budget."""
+        factor = run.failover.escape_slow_factor
+        if factor is None:
+            return None
+        meter = stream.meter
+        live = self.stats.settings
+        tps = meter.decode_tps_so_far(self.stats.tokens_per_chunk(meter.deployment.id),
+                                      live.live_min_seconds)
+        if tps is None:
+            return None
+        backup = run.walk.peek()
+        if backup is None:
+            return None
+        expected = run.decision_output_tokens
+        left = max(0, expected - meter.chunks)
+        finish_in = left / max(tps, 0.01)
+        elsewhere = backup.prediction.duration_s
+        if finish_in < factor * elsewhere or finish_in - elsewhere < 1.0:
+            return None
+        if not self.hedges.try_spend():
+            return None
+        return (f"{meter.deployment.id} decoding at {tps:.1f} tok/s would finish in "
+                f"{finish_in:.1f}s; {backup.deployment.id} predicted {elsewhere:.1f}s")
+
+    async def probe(self, model: str, deployment: str, max_tokens: int) -> Completion:
+        """Measure one deployment with a tiny request of the gateway's own (the active
+        prober's): planned and measured like any request, no fallback, no hedge, and allowed
+        through an open circuit (it is the circuit's trial)."""
+        request = chat_request_from_body({
+            "model": model,
+            "messages": [{"role": "user", "content": "Count from one to twenty."}],
+            "max_tokens": max_tokens,
+            "provider": {"only": [deployment], "allow_fallbacks": False, "max_attempts": 1,
+                         "hedge": False},
+        })
+        request.probe = True
+        return await self.complete(request)
 
     def _start(self, request: ChatRequest) -> _Run:
         """Plan the request and fix its deadline and attempt budget, once per request."""
         decision = self.plan(request)
+        if request.probe:
+            decision = replace(decision, why="probe")
         if request.received_at is not None and self._on_overhead is not None:
             self._on_overhead(self.clock.now() - request.received_at)
-        failover = request.options.failover(self.route(request.model).failover)
-        self.hedges.on_request()
+        route = self.route(request.model)
+        failover = request.options.failover(route.failover)
+        if request.probe:
+            failover = replace(failover, hedge_overdue=False, escape_slow_factor=None)
+        else:
+            self.hedges.on_request()
         deadline = asyncio.get_running_loop().time() + failover.deadline_s
         return _Run(request, decision, failover, deadline,
-                    PlanWalk(decision.plan, failover.retry_same, self.circuits))
+                    PlanWalk(decision.plan, failover.retry_same, self.circuits,
+                             probe=request.probe),
+                    decision_output_tokens=expected_output_tokens(route, request))
 
     async def _walk(self, run: _Run) -> ChatStream:
         """Attempts along the plan until one has its first token, within what is left of the
@@ -212,19 +300,32 @@ class Engine:
         if primary is None:
             raise _PlanExhausted("plan exhausted")
         run.tries += 1
-        if not run.failover.hedge:
+        delay = self._hedge_delay(run, primary)
+        if delay is None:
             return await self._try(run, primary)
-        return await self._hedged(run, primary)
+        return await self._hedged(run, primary, delay)
 
-    async def _hedged(self, run: _Run, primary: Candidate) -> ChatStream:
+    def _hedge_delay(self, run: _Run, primary: Candidate) -> float | None:
+        """When to start a backup beside `primary` if it has no first token yet (None: no
+        hedge). Opt-in hedging waits max(hedge_delay_s, its p90); otherwise a backup starts
+        only once the first token is overdue, and only while the budget could pay for it."""
+        failover = run.failover
+        if failover.hedge:
+            return max(failover.hedge_delay_s, primary.prediction.ttft_p90_s
+                       if primary.prediction.measured else 0.0)
+        if not failover.hedge_overdue or not self.hedges.can_spend() or len(run.walk) == 0:
+            return None
+        return overdue_after(primary.estimate, self.health, primary.prediction.ttft_p90_s)
+
+    async def _hedged(self, run: _Run, primary: Candidate, delay: float) -> ChatStream:
         """Race a second deployment if the first is slow to produce its first token.
 
         The first attempt with a token wins; every other one, still racing or done in the
-        same pass, is closed (its spend recorded as a cancelled attempt)."""
+        same pass, is closed (its spend recorded as a cancelled attempt, or as a timeout when
+        it was overdue: that is news about the deployment)."""
         loop = asyncio.get_running_loop()
-        p90 = primary.estimate.ttft_p90_s if primary.estimate else None
-        delay = max(run.failover.hedge_delay_s, p90 or 0.0)
-        first = asyncio.create_task(self._try(run, primary))
+        overdue = overdue_after(primary.estimate, self.health, primary.prediction.ttft_p90_s)
+        first = asyncio.create_task(self._try(run, primary, overdue_in=overdue))
         started = [first]
         winner: asyncio.Task[ChatStream] | None = None
         try:
@@ -253,16 +354,25 @@ class Engine:
         finally:
             await _cancel_losers([t for t in started if t is not winner])
 
-    async def _try(self, run: _Run, candidate: Candidate) -> ChatStream:
+    async def _try(self, run: _Run, candidate: Candidate, overdue_in: float | None = None
+                   ) -> ChatStream:
         """One attempt up to its first token. Raises AttemptFailed (retryable) or
-        UpstreamRejected (the request's own fault)."""
+        UpstreamRejected (the request's own fault). `overdue_in`: seconds after which, if
+        cancelled without a first token, the attempt counts as timed out."""
         request, failover, deadline = run.request, run.failover, run.deadline
         deployment = candidate.deployment
         dialect = self.dialects[deployment.provider.name]
-        meter = AttemptMeter(deployment, self.clock, request.prompt_tokens, request.model)
+        meter = AttemptMeter(deployment, self.clock, request.prompt_tokens, request.model,
+                             probe=request.probe)
+        if overdue_in is not None:
+            meter.overdue_at = meter.sent_at + overdue_in
         self.stats.track(deployment.id, meter)
         loop = asyncio.get_running_loop()
-        ttft_budget = min(failover.ttft_timeout_s, deadline - loop.time())
+        timeout = failover.ttft_timeout_s
+        if timeout is None:
+            timeout = ttft_timeout(candidate.estimate, request.prompt_tokens, self.health,
+                                   failover.max_ttft_timeout_s)
+        ttft_budget = min(timeout, deadline - loop.time())
         upstream = None
         try:
             try:
@@ -300,7 +410,7 @@ class Engine:
         except BaseException:
             if upstream is not None:
                 await upstream.aclose()
-            self.finish_attempt(meter, "cancelled", None)
+            self.finish_attempt(meter, "timeout" if meter.overdue() else "cancelled", None)
             raise
 
     def finish_attempt(
@@ -312,7 +422,8 @@ class Engine:
         self.stats.untrack(deployment, meter)
         observation = meter.observe(outcome, status)
         self.stats.observe(observation)
-        if self.circuits.record(deployment, outcome, retry_after):
+        if self.circuits.record(deployment, outcome, retry_after, started_at=meter.sent_at,
+                                probe=meter.probe):
             self.stats.forget_failures(deployment)
         if self._on_observation is not None:
             self._on_observation(observation)
@@ -386,6 +497,8 @@ class _Run:
     walk: PlanWalk
     tries: int = 0  # attempts started (a hedged pair counts once)
     attempts: list[Attempt] = field(default_factory=list)
+    decision_output_tokens: int = 256  # what the plan's predictions assumed
+    notes: list[str] = field(default_factory=list)  # for the decision record
 
 
 async def _cancel_losers(tasks: list[asyncio.Task[ChatStream]]) -> None:

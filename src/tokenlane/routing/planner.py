@@ -1,12 +1,15 @@
-"""The planner: candidates → constraints → policy → preferences → exploration → plan (pure).
+"""The planner: candidates → constraints → policy → health → exploration → plan (pure).
 
     1. hard filters: `only`, `ignore`, `max_price`, `require`, context window
     2. the policy ranks what is left (request `sort`, model suffix, or the model's default)
     3. the request's `order` goes first; soft preferences, deployments that cannot yet show they
-       meet a hard constraint, and unreliable ones go last
-    4. exploration: deployments never measured are tried once each (one at a time); one whose
-       recent samples disagree with its estimates gets a request or two to settle it; stale,
-       thinly measured or unproven ones get a bounded share of traffic
+       meet a hard constraint, and unhealthy ones (failing, first token overdue, trickling:
+       `health`, under every policy but `order`) go last
+    4. exploration by users, only where no prober re-measures: deployments never measured are
+       tried once each (one at a time); one whose recent samples say it got better gets a
+       request or two to confirm it; without a prober, deployments due their recheck
+       (`rechecks`) get one request at a time, and stale, thinly measured or unproven ones a
+       bounded share of traffic
     5. `allow_fallbacks: false` keeps only the first
 
 Hard constraints (`require`) and what the gateway knows. `max_cost` and `max_price` rest on
@@ -19,9 +22,8 @@ only as an exploration pick (once while unmeasured, then within `exploration_sha
 fallback when nothing else is left. So a cold gateway serves requests that carry an SLO
 instead of refusing them (each deployment is tried, then the constraint applies), and a
 deployment excluded for being slow is re-measured now and then and can win its traffic back
-once it is faster. The price is bounded: one that still misses gets about one request per
-`recheck_after_s` (plus a wait for the exploration draw). With `exploration_share: 0` only
-active probes and last-resort fallbacks re-measure an excluded deployment.
+once it is faster: the prober re-measures it (or, without one, a user's request when its
+recheck is due), and a probe's good news is confirmed by a user's request.
 """
 
 from __future__ import annotations
@@ -35,14 +37,18 @@ from ..request import ChatRequest
 from ..stats.snapshot import DeploymentEstimate, Snapshot
 from ..types import ModelRoute
 from .decision import Decision
+from .health import HealthSettings, unhealthy
 from .options import Percentiles, RoutingOptions
 from .policies import POLICIES, Candidate, RankContext
 from .predict import predict, prior_from
 
-__all__ = ["STATIC_POLICIES", "PlannerSettings", "plan"]
+__all__ = ["STATIC_POLICIES", "PlannerSettings", "expected_output_tokens", "plan"]
 
-# Users who pick a static policy want it followed: no exploration, no demotions.
+# Users who pick a static policy want it followed: no exploration. Health still applies to
+# `weighted` (a split of healthy traffic); `order` is followed to the letter.
 STATIC_POLICIES = frozenset({"order", "weighted"})
+_UNGATED_POLICIES = frozenset({"order"})
+_NO_HEALTH = HealthSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,13 @@ class PlannerSettings:
     recheck_after_s: float = 60.0
 
 
+def expected_output_tokens(route: ModelRoute, request: ChatRequest) -> int:
+    """Output tokens predictions assume: the model's expectation, capped by the request."""
+    if request.max_output_tokens is not None:
+        return min(route.expected_output_tokens, request.max_output_tokens)
+    return route.expected_output_tokens
+
+
 def plan(
     route: ModelRoute,
     request: ChatRequest,
@@ -65,11 +78,16 @@ def plan(
     rng: random.Random,
     settings: PlannerSettings,
     sort: str | None = None,
+    *,
+    health: HealthSettings = _NO_HEALTH,
+    probing: bool = False,
+    recheck_due: frozenset[str] | None = None,
 ) -> Decision:
+    """The ordered plan for one request. `probing`: an active prober re-measures demoted and
+    idle deployments, so users are not sent to explore; otherwise `recheck_due` names the
+    deployments a user's request may re-measure (one at a time)."""
     policy_name = options.sort or sort or route.policy
-    output_tokens = route.expected_output_tokens
-    if request.max_output_tokens is not None:
-        output_tokens = min(output_tokens, request.max_output_tokens)
+    output_tokens = expected_output_tokens(route, request)
     estimates = [snapshot.get(d.id) for d in route.deployments]
     prior = prior_from([e for e in estimates if e is not None])
     candidates = [
@@ -91,11 +109,22 @@ def plan(
         order=tuple(options.order or ()),
     )
     ranked = POLICIES[policy_name](ctx, candidates, snapshot, rng)
-    ranked, why = _arrange(ranked, options, settings, rng, unproven,
-                           explore=policy_name not in STATIC_POLICIES)
+    gate = policy_name not in _UNGATED_POLICIES
+    sick = {c.deployment.id: why for c in ranked
+            if gate and (why := unhealthy(c.estimate, health)) is not None}
+    mode = _Exploring(explore=policy_name not in STATIC_POLICIES, probing=probing,
+                      recheck_due=recheck_due or frozenset())
+    ranked, why = _arrange(ranked, options, settings, rng, unproven, sick, mode, gate)
     if not options.allow_fallbacks:
         ranked = ranked[:1]
-    return Decision(policy_name, why, tuple(ranked))
+    return Decision(policy_name, why, tuple(ranked), demoted=tuple(sick.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Exploring:
+    explore: bool  # adaptive policy: users may be sent to measure
+    probing: bool  # the prober measures instead of users
+    recheck_due: frozenset[str]
 
 
 def _filter(
@@ -153,22 +182,31 @@ def _arrange(
     settings: PlannerSettings,
     rng: random.Random,
     unproven: set[str],
-    explore: bool,
+    sick: dict[str, str],
+    mode: _Exploring,
+    gate: bool,
 ) -> tuple[list[Candidate], str]:
     def demoted(c: Candidate) -> int:
         # Stable partition keys: 0 = fine, 1 = misses a soft preference, 2 = not yet shown to
-        # meet a hard constraint, 3 = unreliable, 4 = circuit open (the walk skips it; listed
+        # meet a hard constraint, 3 = unhealthy (failing, first token overdue, trickling) or
+        # a circuit whose trial is the prober's, 4 = circuit open (the walk skips it; listed
         # last so the decision shows it).
-        if c.estimate is not None and c.estimate.circuit == "open":
+        state = c.estimate.circuit if c.estimate is not None else "closed"
+        if state == "open":
             return 4
-        if c.prediction.error_rate > settings.max_error_rate:
+        if c.deployment.id in sick or c.prediction.error_rate > settings.max_error_rate:
+            return 3
+        if state == "half_open" and mode.probing:
             return 3
         if c.deployment.id in unproven:
             return 2
         return 1 if _misses_preferences(c, options) else 0
 
+    explore = mode.explore
     if explore:
         ranked = sorted(ranked, key=demoted)
+    elif gate:  # a static split of the healthy ones: only health reorders it
+        ranked = sorted(ranked, key=lambda c: max(demoted(c) - 2, 0))
     if options.order:
         named = [c for n in options.order for c in ranked if c.matches(n)]
         seen = {id(c) for c in named}
@@ -179,9 +217,11 @@ def _arrange(
     if not explore:
         return ranked, "policy"
     # A circuit past its cool-down is due its single trial (the breaker admits one at a time):
-    # without it a deployment that failed once would never win traffic back.
-    trial = next((c for c in ranked if c.estimate is not None and
-                  c.estimate.circuit == "half_open"), None)
+    # without it a deployment that failed once would never win traffic back. With a prober
+    # running, the trial is a probe's, not a user's.
+    trial = None if mode.probing else next(
+        (c for c in ranked if c.estimate is not None and c.estimate.circuit == "half_open"),
+        None)
     if trial is not None:
         return [trial] + [c for c in ranked if c is not trial], "trial"
     cold = [c for c in ranked if c.estimate is None or
@@ -194,10 +234,21 @@ def _arrange(
     # news is already in the predictions (for `bad_news_hold_s`), so while that one request
     # is in flight every other goes elsewhere: a real slowdown costs a request or two, a
     # one-off hiccup is dismissed by the next answer.
+    # With a prober running, only good news is confirmed by a user (the probe that brought it
+    # found the deployment well; bad news is the prober's to re-measure).
     shifting = next((c for c in ranked[1:] if c.estimate is not None and c.estimate.shifting
+                     and (c.estimate.getting_better or not mode.probing)
                      and c.estimate.in_flight == 0 and demoted(c) < 3), None)
     if shifting is not None:
         return [shifting] + [c for c in ranked if c is not shifting], "confirm"
+    if mode.probing:
+        return ranked, "policy"
+    # No prober: a deployment due its recheck (degraded ones on a backing-off schedule, idle
+    # ones now and then; see `rechecks`) gets this one request.
+    recheck = next((c for c in ranked[1:] if c.deployment.id in mode.recheck_due
+                    and demoted(c) < 4), None)
+    if recheck is not None:
+        return [recheck] + [c for c in ranked if c is not recheck], "recheck"
     thin = [c for c in ranked[1:] if c.deployment.id in unproven or (c.estimate is not None and
             (c.estimate.stale or c.estimate.weight < settings.min_weight))]
     if thin and rng.random() < settings.exploration_share:

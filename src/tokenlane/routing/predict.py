@@ -72,7 +72,7 @@ def predict(
         for worse in (estimate.live_decode_tps, estimate.decode_tps_slower):
             if worse is not None:
                 tps = min(tps, worse)
-        for worse in (estimate.live_wait_s, estimate.ttft_slower_s):
+        for worse in (estimate.live_wait_s, estimate.ttft_slower_s, estimate.ttft_overdue_s):
             if worse is not None:
                 ttft = max(ttft, worse)
                 ttft_p90 = max(ttft_p90, ttft)

@@ -1,21 +1,31 @@
-"""Active probes (off by default): keep idle deployments measured with a tiny request.
+"""Active probes (on by default): re-measure deployments nobody is using, with a tiny request.
 
-Exploration needs traffic; a deployment nobody routes to would otherwise never be re-measured.
-Every `interval_s` the prober sends one small streamed request to each deployment whose numbers
-are stale or thin and whose circuit is not open, through the normal engine (so the probe is
-measured like any request), until the spend cap for the rolling day is reached.
+Routing stops sending users to a deployment that got worse; the prober is what notices when
+it gets well again, without sending a user to find out. Every `interval_s` it asks the recheck
+schedule (`rechecks`) which deployments are due — a degraded one within `first_s`..`max_s` of
+its last measurement, an idle healthy one every `idle_s`, one never measured at once — and
+sends each a small streamed request (`max_tokens`, a short prompt) through the engine, so the
+probe is measured exactly like a user's request (TTFT, decode speed, outcome) and feeds the same
+stats. A probe is also the trial of an open circuit: its success closes it.
+
+Budget: at most one probe in flight per deployment, none to a deployment honouring a provider's
+Retry-After, and a spend cap over a rolling day (`spend_cap_usd_per_day`, $1 by default: a
+16-token probe costs about $0.00002 at today's open-model prices, so a deployment degraded
+all day, re-measured every 2 s, costs about $0.9); past the cap, probing pauses for the rest of
+the day. While the prober runs (`engine.probing`), users are not sent to explore.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
 
 from ..errors import TokenlaneError
-from ..request import chat_request_from_body
 from ..tracebacks import one_line
 from .engine import Engine
+from .health import HealthSettings, degraded
 
 __all__ = ["ProbeSettings", "Prober"]
 
@@ -26,18 +36,20 @@ _DAY_S = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class ProbeSettings:
-    enabled: bool = False
-    interval_s: float = 300.0
+    enabled: bool = True
+    interval_s: float = 0.25  # how often the schedule is consulted (a probe is sent when due)
     max_tokens: int = 16  # enough tokens to see a decode speed, little enough to cost nothing
-    spend_cap_usd_per_day: float = 0.10
-    min_weight: float = 2.0  # probe below this decayed sample weight, or when stale
+    spend_cap_usd_per_day: float = 1.0
 
 
 class Prober:
-    def __init__(self, engine: Engine, settings: ProbeSettings) -> None:
+    def __init__(self, engine: Engine, settings: ProbeSettings,
+                 health: HealthSettings | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.health = health or engine.health
         self._spend: deque[tuple[float, float]] = deque()  # (time, usd) within the last day
+        self._running: dict[str, asyncio.Task[None]] = {}
 
     def spent_today(self) -> float:
         now = self.engine.clock.now()
@@ -45,51 +57,75 @@ class Prober:
             self._spend.popleft()
         return sum(usd for _, usd in self._spend)
 
+    def over_budget(self) -> bool:
+        return self.spent_today() >= self.settings.spend_cap_usd_per_day
+
     def due(self) -> list[tuple[str, str]]:
-        """(model, deployment id) pairs whose numbers need a probe, one per deployment."""
+        """(model, deployment id) pairs due a probe now, one per deployment."""
+        engine = self.engine
+        now = engine.clock.now()
         seen: set[str] = set()
         out = []
-        for model, route in self.engine.catalog.models.items():
-            snapshot = self.engine.stats.snapshot(d.id for d in route.deployments)
+        for model, route in engine.catalog.models.items():
+            snapshot = engine.stats.snapshot((d.id for d in route.deployments),
+                                             circuit=engine.circuits.state)
             for d in route.deployments:
-                e = snapshot.estimates[d.id]
-                thin = e.stale or e.shifting or e.weight < self.settings.min_weight
-                if d.id in seen or not thin or e.in_flight:
-                    continue
-                if self.engine.circuits.state(d.id) == "open":
+                if d.id in seen or d.id in self._running:
                     continue
                 seen.add(d.id)
-                out.append((model, d.id))
+                e = snapshot.estimates[d.id]
+                if e.in_flight or engine.circuits.rate_limited(d.id):
+                    continue  # being measured already, or asked us to stay away
+                measured_at = None if e.age_s is None else now - e.age_s
+                if engine.rechecks.due(d.id, degraded(e, self.health), measured_at, now,
+                                       hopeful=e.getting_better):
+                    out.append((model, d.id))
         return out
 
     async def run_once(self) -> int:
-        """Probe every deployment that is due, within the spend cap; returns probes sent."""
-        sent = 0
+        """Start a probe of every deployment that is due, within the spend cap; returns how
+        many were started (each runs as its own task, so a stalled one holds up no other)."""
+        started = 0
         for model, deployment in self.due():
-            if self.spent_today() >= self.settings.spend_cap_usd_per_day:
+            if self.over_budget():
                 log.info("probe spend cap reached; skipping the rest of this round")
                 break
-            request = chat_request_from_body({
-                "model": model,
-                "messages": [{"role": "user", "content": "Count from one to twenty."}],
-                "max_tokens": self.settings.max_tokens,
-                "provider": {"only": [deployment], "allow_fallbacks": False, "max_attempts": 1},
-            })
-            sent += 1
-            try:
-                result = await self.engine.complete(request)
-            except TokenlaneError as exc:
-                log.info("probe of %s failed: %s", deployment, exc.message)
-                continue
-            if result.observation is not None:
-                self._spend.append((self.engine.clock.now(), result.observation.cost))
-        return sent
+            self.engine.rechecks.sent(deployment, self.engine.clock.now())
+            task = asyncio.create_task(self._probe(model, deployment))
+            self._running[deployment] = task
+            task.add_done_callback(lambda _, d=deployment: self._running.pop(d, None))
+            started += 1
+        return started
+
+    async def wait_idle(self) -> None:
+        """Wait for the probes in flight to finish (tests and shutdown)."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _probe(self, model: str, deployment: str) -> None:
+        try:
+            result = await self.engine.probe(model, deployment, self.settings.max_tokens)
+        except TokenlaneError as exc:
+            log.debug("probe of %s failed: %s", deployment, exc.message)
+            return
+        except Exception as exc:  # noqa: BLE001 - a probe must never take the gateway down
+            log.error("probe of %s failed: %s", deployment, one_line(exc))
+            return
+        if result.observation is not None:
+            self._spend.append((self.engine.clock.now(), result.observation.cost))
 
     async def run(self) -> None:
         """Probe forever at the configured interval (a lifespan task; cancel to stop)."""
-        while True:
-            await self.engine.clock.sleep(self.settings.interval_s)
-            try:
-                await self.run_once()
-            except Exception as exc:  # noqa: BLE001 - a probe round must never take the gateway down
-                log.error("probe round failed: %s", one_line(exc))
+        self.engine.probing = True
+        try:
+            while True:
+                await self.engine.clock.sleep(self.settings.interval_s)
+                try:
+                    await self.run_once()
+                except Exception as exc:  # noqa: BLE001 - a round must never take the gateway down
+                    log.error("probe round failed: %s", one_line(exc))
+        finally:
+            self.engine.probing = False
+            for task in list(self._running.values()):
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)

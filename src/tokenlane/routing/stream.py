@@ -49,15 +49,22 @@ class AttemptMeter:
         "first_at",
         "last_at",
         "model",
+        "overdue_at",
+        "probe",
         "prompt_estimate",
         "sent_at",
         "usage",
     )
 
     def __init__(
-        self, deployment: Deployment, clock: Clock, prompt_estimate: int, model: str = ""
+        self, deployment: Deployment, clock: Clock, prompt_estimate: int, model: str = "",
+        *, probe: bool = False,
     ) -> None:
         self.deployment = deployment
+        self.probe = probe  # the gateway's own measurement, not a user's request
+        # Clock time from which a first token is overdue (set when the attempt is hedged):
+        # cancelled after that without one, the attempt counts as timed out, not cancelled.
+        self.overdue_at: float | None = None
         self.model = model
         self.clock = clock
         self.sent_at = clock.now()
@@ -84,6 +91,20 @@ class AttemptMeter:
         self.last_at = now
         self.chunks += 1
         return True
+
+    def overdue(self) -> bool:
+        """No first token, and past the time one was due."""
+        return (self.first_at is None and self.overdue_at is not None
+                and self.clock.now() >= self.overdue_at)
+
+    def decode_tps_so_far(self, tokens_per_chunk: float, min_seconds: float) -> float | None:
+        """Tokens per second since the first token, once it has run `min_seconds`."""
+        if self.first_at is None:
+            return None
+        elapsed = self.clock.now() - self.first_at
+        if elapsed < min_seconds:
+            return None
+        return max(self.chunks - 1, 0) * tokens_per_chunk / elapsed
 
     @property
     def output_tokens(self) -> int:
@@ -242,6 +263,12 @@ class ChatStream:
     def _finish(self, outcome: str, status: int | None = None) -> None:
         if self.observation is None:
             self.observation = self._finish_attempt(self.meter, outcome, status)
+
+    async def abandon(self, outcome: str) -> None:
+        """Give up on this attempt because the engine will serve the request another way;
+        recorded with `outcome` (what it says about the deployment)."""
+        self._finish(outcome)
+        await self._upstream.aclose()
 
     async def aclose(self) -> None:
         """Release the upstream; a stream closed before its end counts as cancelled."""

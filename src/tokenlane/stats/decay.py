@@ -126,9 +126,14 @@ class LevelShift:
 
     With 10% jitter nothing ever comes near a factor of 1.5; a false alarm needs `samples`
     consecutive outliers on one side, and costs only a median rebuilt from those samples.
+
+    A return to the level the last shift left (a provider recovering) needs one sample less:
+    that level is not a new claim but one the deployment already held, and every request spent
+    confirming it again is a request kept away from a provider that is well.
     """
 
-    __slots__ = ("_log", "_run", "_side", "factor", "half_life", "samples")
+    __slots__ = ("_log", "_previous", "_run", "_side", "factor", "half_life", "samples",
+                 "shifted_at")
 
     def __init__(self, half_life: float, factor: float, samples: int) -> None:
         self.half_life = half_life
@@ -137,6 +142,17 @@ class LevelShift:
         self._log = DecayedMean(half_life)  # log values: the mean is a geometric mean
         self._run: list[tuple[float, float]] = []  # (at, log value) of the current outliers
         self._side = 0
+        self._previous: float | None = None  # log level before the last confirmed shift
+        self.shifted_at: float | None = None  # when the last confirmed shift's run began
+
+    def level(self) -> float | None:
+        """The current level (decayed geometric mean of the samples it rests on)."""
+        center = self._log.value()
+        return None if center is None else math.exp(center)
+
+    def previous(self) -> float | None:
+        """The level in force before the last confirmed shift, if any."""
+        return None if self._previous is None else math.exp(self._previous)
 
     @property
     def pending(self) -> bool:
@@ -168,11 +184,20 @@ class LevelShift:
             self._run.clear()
         self._side = side
         self._run.append((at, x))
-        if len(self._run) < self.samples:
+        if len(self._run) < self._needed():
             return None  # held out of the mean until confirmed: one outlier moves nothing
         began = self._run[0][0]
+        self._previous, self.shifted_at = center, began
         self._log = DecayedMean(self.half_life)
         for t, v in self._run:
             self._log.add(v, t)
         self._run.clear()
         return began
+
+    def _needed(self) -> int:
+        """Samples that confirm the current run: one fewer when it returns to `previous`."""
+        if self._previous is not None and self.samples > 1:
+            level = sum(x for _, x in self._run) / len(self._run)
+            if abs(level - self._previous) <= math.log(self.factor) / 2:
+                return self.samples - 1
+        return self.samples

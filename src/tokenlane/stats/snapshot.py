@@ -43,11 +43,27 @@ class DeploymentEstimate:
     ttft_age_s: float | None = None
     decode_samples: int = 0
     decode_age_s: float | None = None
+    ttft_p99_s: float | None = None
+    # Recent samples are better than the estimates (a recovery, not yet confirmed).
+    getting_better: bool = False
+    # The usual level before the latest slowdown, while the deployment is still that much
+    # below it (StatsSettings.healthy_memory_s): what re-measuring it may win back.
+    ttft_healthy_s: float | None = None
+    decode_tps_healthy: float | None = None
+    # The latest attempt got no first token before the gateway gave up on it: how long it
+    # waited (until a first token arrives again, for at most bad_news_hold_s).
+    ttft_overdue_s: float | None = None
 
     @property
     def got_slower(self) -> bool:
         """Recent samples say it got slower (not yet confirmed as a new level)."""
         return self.ttft_slower_s is not None or self.decode_tps_slower is not None
+
+    @property
+    def below_usual(self) -> bool:
+        """Measured worse than its own usual level (a slowdown that may end)."""
+        return (self.got_slower or self.ttft_healthy_s is not None
+                or self.decode_tps_healthy is not None or self.ttft_overdue_s is not None)
 
     @property
     def known(self) -> bool:

@@ -42,6 +42,13 @@ class StatsSettings:
     # confirmed (the planner sends it one confirming request at a time). A bound, in case
     # nothing confirms or dismisses the run: then the estimates stand again.
     bad_news_hold_s: float = 60.0
+    # What a deployment measured before a slowdown is remembered this long as its usual
+    # level ("healthy"): while it is below it, it is worth re-measuring often (a recovery
+    # should be seen in seconds, however long the slowdown lasted). After this long the slow
+    # level is simply what the deployment is.
+    healthy_memory_s: float = 3600.0
+    # A level counts as below the usual one when it is this many times worse.
+    healthy_factor: float = 1.25
 
 
 class LiveAttempt(Protocol):
@@ -59,6 +66,21 @@ def _slower(shift: LevelShift, worse_side: int, now: float, hold_s: float) -> fl
         return None
     side, level, last_at = run
     return level if side == worse_side and now - last_at <= hold_s else None
+
+
+def _better_pending(shift: LevelShift, worse_side: int) -> bool:
+    run = shift.pending_run()
+    return run is not None and run[0] == -worse_side
+
+
+def _healthy(shift: LevelShift, worse_side: int, now: float, s: StatsSettings) -> float | None:
+    """The level before the last shift, when that shift went the worse way (recently enough
+    to still be the deployment's usual level) and the current one is still that much worse."""
+    previous, level, at = shift.previous(), shift.level(), shift.shifted_at
+    if previous is None or level is None or at is None or now - at > s.healthy_memory_s:
+        return None
+    worse_by = level / previous if worse_side > 0 else previous / level
+    return previous if worse_by >= s.healthy_factor else None
 
 
 @dataclass(slots=True)
@@ -83,6 +105,9 @@ class _DeploymentStats:
         self.last_at: float | None = None
         self.ttft_seen = _Seen()
         self.decode_seen = _Seen()
+        # The latest attempt that got no first token before the gateway gave up on it (its
+        # TTFT deadline, or a hedge that answered first): how long it waited, and when.
+        self.overdue: tuple[float, float] | None = None
         self.ttft = DecayedQuantiles(half_life)
         self.ttft_fit = DecayedRegression(half_life)
         self.decode = DecayedQuantiles(half_life)
@@ -99,10 +124,10 @@ class _DeploymentStats:
     def quantiles(
         self, now: float, refresh_s: float
     ) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
-        """(TTFT p50, p90) and (decode p50), cached while fresh or nothing new arrived."""
+        """(TTFT p50, p90, p99) and (decode p50), cached while fresh or nothing new arrived."""
         cached = self._quantiles
         if cached is None or (cached[1] != self.samples and now - cached[0] >= refresh_s):
-            ttft = self.ttft.quantiles((0.5, 0.9), now)
+            ttft = self.ttft.quantiles((0.5, 0.9, 0.99), now)
             decode = self.decode.quantiles((0.5,), now)
             cached = self._quantiles = (now, self.samples, ttft, decode)
         return cached[2], cached[3]
@@ -129,6 +154,11 @@ class _DeploymentStats:
             self.ttft.add(obs.ttft_s, at)
             self.ttft_seen.saw(at)
             self.ttft_fit.add(obs.prompt_tokens, obs.ttft_s, at)
+            self.overdue = None
+        elif obs.outcome == "timeout" and obs.total_s > 0:
+            # No first token: not a TTFT sample (the real one is unknown, only longer), but
+            # evidence that first tokens are late now, kept until one arrives again.
+            self.overdue = (obs.total_s, at)
         if obs.decode_tps is not None:
             if (began := self.decode_shift.add(obs.decode_tps, at)) is not None:
                 self.decode.forget_before(began)
@@ -163,6 +193,11 @@ class StatsStore:
             stats.failures = DecayedMean(self.settings.half_life_s)
             stats.rate_limited = DecayedMean(self.settings.half_life_s)
 
+    def tokens_per_chunk(self, deployment: str) -> float:
+        """Tokens a chunk of this deployment's streams carries, as learnt (1 until known)."""
+        stats = self._stats.get(deployment)
+        return (stats.tokens_per_chunk.value() if stats is not None else None) or 1.0
+
     def track(self, deployment: str, attempt: LiveAttempt) -> None:
         self._live.setdefault(deployment, set()).add(attempt)
 
@@ -188,7 +223,7 @@ class StatsStore:
     def _estimate(self, deployment: str, now: float) -> DeploymentEstimate:
         stats = self._stats.get(deployment)
         live = self._live.get(deployment, ())
-        per_chunk = (stats.tokens_per_chunk.value() if stats is not None else None) or 1.0
+        per_chunk = self.tokens_per_chunk(deployment)
         live_tps, live_wait = self._live_signals(live, now, per_chunk)
         if stats is None:
             return DeploymentEstimate(
@@ -205,6 +240,7 @@ class StatsStore:
             stale=age is None or age > self.settings.stale_after_s,
             ttft_p50_s=ttft[0] if ttft else None,
             ttft_p90_s=ttft[1] if ttft else None,
+            ttft_p99_s=ttft[2] if ttft else None,
             # TTFT regressions only mean something across a spread of prompt lengths.
             ttft_per_1k_prompt_s=stats.ttft_fit.slope(min_spread=50.0) * 1000,
             ttft_mean_prompt_tokens=stats.ttft_fit.mean_x(),
@@ -219,11 +255,24 @@ class StatsStore:
             shifting=stats.ttft_shift.pending or stats.decode_shift.pending,
             ttft_slower_s=_slower(stats.ttft_shift, +1, now, self.settings.bad_news_hold_s),
             decode_tps_slower=_slower(stats.decode_shift, -1, now, self.settings.bad_news_hold_s),
+            getting_better=(_better_pending(stats.ttft_shift, +1)
+                            or _better_pending(stats.decode_shift, -1)),
+            ttft_healthy_s=_healthy(stats.ttft_shift, +1, now, self.settings),
+            decode_tps_healthy=_healthy(stats.decode_shift, -1, now, self.settings),
+            ttft_overdue_s=self._overdue(stats, now),
             ttft_samples=stats.ttft_seen.count,
             ttft_age_s=stats.ttft_seen.age(now),
             decode_samples=stats.decode_seen.count,
             decode_age_s=stats.decode_seen.age(now),
         )
+
+    def _overdue(self, stats: _DeploymentStats, now: float) -> float | None:
+        """How long the latest attempt waited in vain for a first token, while that is the
+        latest news (no first token since) and recent."""
+        if stats.overdue is None:
+            return None
+        waited, at = stats.overdue
+        return waited if now - at <= self.settings.bad_news_hold_s else None
 
     def _live_signals(
         self, live: Iterable[LiveAttempt], now: float, tokens_per_chunk: float

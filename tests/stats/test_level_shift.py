@@ -88,3 +88,49 @@ def test_bad_news_counts_at_once_for_a_while_and_good_news_waits() -> None:
     observe(store, clock, 3000, ttft=0.05)  # faster: good news is not taken on one sample
     e = store.snapshot(["a"]).estimates["a"]
     assert not e.got_slower and e.decode_tps_slower is None and e.shifting
+
+
+def test_a_return_to_the_level_before_a_shift_needs_one_sample_less() -> None:
+    detector = LevelShift(half_life=300, factor=1.5, samples=3)
+    for i in range(100):
+        detector.add(900, at=i)
+    for i in range(100, 103):
+        detector.add(250, at=i)
+    assert detector.level() == pytest.approx(250) and detector.previous() == pytest.approx(900)
+    assert detector.add(880, at=103) is None and detector.pending  # back where it was...
+    assert detector.add(910, at=104) == 103  # ...confirmed by a second sample, not a third
+    # A new level it never held still takes the full three.
+    for i, value in enumerate((3000, 3100), start=105):
+        assert detector.add(value, at=i) is None
+    assert detector.add(2900, at=107) == 105
+
+
+def test_a_slowdown_is_remembered_with_its_usual_level_for_healthy_memory_s() -> None:
+    clock = ManualClock(start=0)
+    store = StatsStore(clock, StatsSettings(half_life_s=300, healthy_memory_s=1800))
+    for _ in range(100):
+        observe(store, clock, 900, ttft=0.3)
+    for _ in range(3):
+        observe(store, clock, 100, ttft=0.3)
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.decode_tps_p50 == pytest.approx(100) and e.decode_tps_healthy == pytest.approx(900)
+    assert e.ttft_healthy_s is None and e.below_usual  # TTFT never moved
+    clock.advance(1790)  # half an hour slow: what it was is still worth re-measuring for
+    assert store.snapshot(["a"]).estimates["a"].decode_tps_healthy == pytest.approx(900)
+    clock.advance(20)  # past healthy_memory_s: the slow level is simply what it is now
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.decode_tps_healthy is None and not e.below_usual
+
+
+def test_a_timeout_without_a_first_token_is_overdue_news_until_one_arrives() -> None:
+    clock = ManualClock(start=0)
+    store = StatsStore(clock, StatsSettings(bad_news_hold_s=60))
+    for _ in range(20):
+        observe(store, clock, 900, ttft=0.3)
+    clock.advance(1)
+    store.observe(Observation("a", clock.now(), "timeout", 100, 0, None, None, 1.2, 0.0))
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.ttft_overdue_s == pytest.approx(1.2) and e.below_usual
+    assert e.ttft_p50_s == pytest.approx(0.3)  # a censored wait is not a TTFT sample
+    observe(store, clock, 900, ttft=0.3)  # first tokens come again
+    assert store.snapshot(["a"]).estimates["a"].ttft_overdue_s is None

@@ -107,7 +107,9 @@ class ProviderSettings(_Strict):
     preset: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    dialect: Literal["openai"] = "openai"
+    # The upstream API: "openai" (every OpenAI-compatible server) or "anthropic" (Messages).
+    # Unset: the preset's (anthropic for `preset: anthropic`), else openai.
+    dialect: Literal["openai", "anthropic"] | None = None
     # Fixed, non-secret headers; a name that looks like a credential is refused.
     headers: dict[Annotated[str, AfterValidator(_plain_header)], str] = {}
     # Header name -> env var holding its value, for a provider that needs a second secret.
@@ -328,7 +330,7 @@ def _resolve_provider(
         base_url=base_url.rstrip("/"),
         api_key=api_key or None,
         headers=tuple(headers),
-        dialect=spec.dialect,
+        dialect=spec.dialect or (preset.dialect if preset else "openai"),
         max_connections=spec.max_connections,
         connect_timeout_s=spec.connect_timeout_s,
         max_event_bytes=spec.max_event_bytes,

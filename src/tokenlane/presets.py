@@ -18,6 +18,7 @@ class Preset:
     # Local servers run without auth unless started with a key; a missing env var is not an
     # error for them, the request simply carries no Authorization header.
     key_required: bool = True
+    dialect: str = "openai"  # the API it speaks (providers.DIALECTS)
 
 
 PRESETS: dict[str, Preset] = {
@@ -30,6 +31,8 @@ PRESETS: dict[str, Preset] = {
     # key DEEPINFRA_TOKEN (docs.deepinfra.com/chat/overview).
     "deepinfra": Preset("https://api.deepinfra.com/v1/openai", "DEEPINFRA_TOKEN"),
     "openrouter": Preset("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    # Anthropic's Messages API (providers/anthropic.py sends the key as x-api-key).
+    "anthropic": Preset("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", dialect="anthropic"),
     # vLLM's own default port, which is also the gateway's: config refuses a provider that
     # points at the gateway itself, so a local vLLM beside a default gateway sets base_url.
     "vllm": Preset("http://127.0.0.1:8000/v1", "VLLM_API_KEY", key_required=False),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import httpx
 
 from ..types import Provider
+from .anthropic import AnthropicDialect
 from .base import Dialect
 from .openai import OpenAIDialect
 
@@ -14,6 +15,7 @@ __all__ = ["DIALECTS", "build_dialect"]
 
 DIALECTS: dict[str, Callable[[Provider, httpx.AsyncBaseTransport | None], Dialect]] = {
     "openai": OpenAIDialect,
+    "anthropic": AnthropicDialect,
 }
 
 

@@ -7,10 +7,9 @@ the dozens of `send` calls a stream makes. Everything it decides comes from `pla
 
 from __future__ import annotations
 
-import hmac
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -18,7 +17,8 @@ from starlette.types import Receive, Scope, Send
 from ..clock import Clock
 from . import wire
 from .counters import CounterBoard
-from .plan import BAD_JSON, Broken, Failure, Reply, plan_reply, unauthorized, unknown_provider
+from .dialects import OPENAI, SimDialect, authorization, authorized
+from .plan import BAD_JSON, Broken, Failure, Reply, plan_reply, unknown_provider
 from .provider import ProviderState
 from .responses import (
     DelayedJSONResponse,
@@ -29,30 +29,34 @@ from .responses import (
     send_json,
 )
 
-__all__ = ["ChatCompletions", "authorized", "send_failure"]
+__all__ = ["ChatCompletions", "authorization", "authorized", "send_failure"]
 
 
 class ChatCompletions:
-    """Serves one chat-completions request for the provider named in the path."""
+    """Serves one chat-completions request for the provider named in the path, in `dialect`
+    (OpenAI's by default; see `dialects`)."""
 
     def __init__(
-        self, providers: Mapping[str, ProviderState], board: CounterBoard, clock: Clock
+        self, providers: Mapping[str, ProviderState], board: CounterBoard, clock: Clock,
+        dialect: SimDialect = OPENAI,
     ) -> None:
         self._providers = providers
         self._board = board
         self._clock = clock
+        self._dialect = dialect
 
     async def __call__(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         state = self._providers.get(name)
+        dialect = self._dialect
         if state is None:
-            await send_failure(send, unknown_provider(name, self._providers))
+            await send_failure(send, unknown_provider(name, self._providers), dialect)
             return
         # Read once: a concurrent update applies from the next request.
         spec, counter = state.current
         self._board.request(name)
         reply: Reply
-        if spec.api_key is not None and not authorized(scope["headers"], spec.api_key):
-            reply = unauthorized(authorization(scope["headers"]))
+        if spec.api_key is not None and not dialect.authorized(scope["headers"], spec.api_key):
+            reply = dialect.unauthorized(scope["headers"])
         else:
             raw = await read_body(receive)
             if raw is None:  # gone before the request was even complete
@@ -63,10 +67,12 @@ class ChatCompletions:
             except orjson.JSONDecodeError:
                 reply = BAD_JSON
             else:
-                reply = plan_reply(spec, body, state.rng, next(counter))
+                body = dialect.chat_body(body)
+                reply = body if isinstance(body, Failure) else plan_reply(
+                    spec, body, state.rng, next(counter))
         if isinstance(reply, Failure):
             self._board.error(name, reply.status)
-            await send_failure(send, reply)
+            await send_failure(send, reply, dialect)
             return
 
         board = self._board
@@ -92,7 +98,7 @@ class ChatCompletions:
         created = int(time.time())  # wall clock: `created` is a Unix timestamp on the wire
         fault = reply.fault
         if reply.stream:
-            events = wire.stream_events(reply, completion_id, created)
+            events = dialect.stream_events(reply, completion_id, created)
             waits = reply.total_delay > 0
             if fault is None:
                 response = EventStreamResponse(events, self._clock, finish, waits=waits)
@@ -106,7 +112,7 @@ class ChatCompletions:
                     reset=fault.action == "reset",
                 )
         else:
-            body_bytes = wire.completion_body(reply, completion_id, created)
+            body_bytes = dialect.completion_body(reply, completion_id, created)
             broken = fault is not None and fault.action != "stall"
             response = DelayedJSONResponse(
                 body_bytes, reply.total_delay, self._clock, finish, broken=broken
@@ -114,16 +120,5 @@ class ChatCompletions:
         await response(scope, receive, send)
 
 
-def authorization(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """The Authorization header among raw ASGI `headers` (empty when absent)."""
-    return next((value for key, value in headers if key.lower() == b"authorization"), b"")
-
-
-def authorized(headers: Iterable[tuple[bytes, bytes]], api_key: str) -> bool:
-    """Whether raw ASGI `headers` carry `Authorization: Bearer <api_key>`."""
-    # Constant-time, as a real provider's check would be.
-    return hmac.compare_digest(authorization(headers), b"Bearer " + api_key.encode())
-
-
-async def send_failure(send: Send, failure: Failure) -> None:
-    await send_json(send, failure.status, wire.error_body(failure), failure.headers)
+async def send_failure(send: Send, failure: Failure, dialect: SimDialect = OPENAI) -> None:
+    await send_json(send, failure.status, dialect.error_body(failure), failure.headers)

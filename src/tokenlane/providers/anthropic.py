@@ -1,0 +1,123 @@
+"""The Anthropic Messages dialect: chat requests out as Messages, its stream back as chunks.
+
+Translation is `anthropic_wire.py`; this module only sends and reads. Failures are classified
+as for the OpenAI dialect, so the attempt loop handles them the same way: Anthropic's 429
+(with Retry-After) is `429`, its 529 `overloaded_error` and other 5xx are `5xx` (retried
+elsewhere), other 4xx pass back to the client; an `error` event mid-stream is a bad response.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from ..types import Provider
+from .anthropic_wire import ChunksFromEvents, messages_body_from_chat
+from .base import UpstreamBadResponse, UpstreamConnectError, UpstreamTimeout
+from .openai import _http_error, _is_timeout, _safe
+from .sse import SSEDecoder
+from .transport import build_transport, timeouts, upstream_headers, upstream_url
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicDialect"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AnthropicDialect:
+    def __init__(
+        self, provider: Provider, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.provider = provider
+        self._transport = transport or build_transport(provider)
+        self._url = upstream_url(provider, "messages")
+        # Anthropic takes its key in x-api-key, not as a bearer token.
+        headers = upstream_headers(dataclasses.replace(provider, api_key=None), self._url,
+                                   accept="text/event-stream")
+        headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        if provider.api_key:
+            headers["x-api-key"] = provider.api_key
+        self._headers = headers
+        self._timeouts = timeouts(provider.connect_timeout_s)
+
+    async def open_stream(
+        self, body: dict[str, Any], connect_timeout: float | None = None
+    ) -> AnthropicStream:
+        request = httpx.Request(
+            "POST", self._url, content=orjson.dumps(messages_body_from_chat(body)),
+            headers=self._headers,
+            extensions={
+                "timeout": self._timeouts if connect_timeout is None else timeouts(connect_timeout)
+            },
+        )
+        try:
+            response = await self._transport.handle_async_request(request)
+        except httpx.HTTPError as exc:
+            if _is_timeout(exc):
+                raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
+            raise UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}") from exc
+        if response.status_code >= 400:
+            # Anthropic's error body also has `error.message`: read, redacted and kept alike.
+            raise await _http_error(response, self.provider.api_key)
+        # `created` is a Unix timestamp on the wire, which Anthropic's stream does not carry.
+        return AnthropicStream(response, ChunksFromEvents(int(time.time()),
+                                                          self.provider.api_key))
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+class AnthropicStream:
+    """Chat chunks of one Anthropic stream; `completed` once `message_stop` arrived."""
+
+    __slots__ = ("_chunks", "_response")
+
+    def __init__(self, response: httpx.Response, chunks: ChunksFromEvents) -> None:
+        self._response = response
+        self._chunks = chunks
+
+    @property
+    def completed(self) -> bool:
+        return self._chunks.completed
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        async for batch in self.batches():
+            for chunk in batch:
+                yield chunk
+
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        decoder = SSEDecoder()
+        translate = self._chunks.feed
+        try:
+            async for piece in self._response.aiter_raw():
+                batch: list[dict[str, Any]] = []
+                for event in decoder.feed(piece):
+                    try:
+                        data = orjson.loads(event.data)
+                    except orjson.JSONDecodeError:
+                        if batch:
+                            yield batch
+                        raise UpstreamBadResponse("unparsable SSE data line") from None
+                    if not isinstance(data, dict):
+                        raise UpstreamBadResponse("SSE data is not a JSON object")
+                    try:
+                        batch += translate(event.event, data)
+                    except UpstreamBadResponse:
+                        if batch:
+                            yield batch
+                        raise
+                if batch:
+                    yield batch
+                if self._chunks.completed:
+                    return
+        except httpx.HTTPError as exc:
+            raise UpstreamBadResponse(f"connection lost mid-stream ({type(exc).__name__})") from exc
+        if decoder.pending():
+            raise UpstreamBadResponse("stream ended inside an event")
+
+    async def aclose(self) -> None:
+        await self._response.aclose()

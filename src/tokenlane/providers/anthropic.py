@@ -64,8 +64,8 @@ class AnthropicDialect:
             # Anthropic's error body also has `error.message`: read, redacted and kept alike.
             raise await _http_error(response, self.provider.api_key)
         # `created` is a Unix timestamp on the wire, which Anthropic's stream does not carry.
-        return AnthropicStream(response, ChunksFromEvents(int(time.time()),
-                                                          self.provider.api_key))
+        return AnthropicStream(response, ChunksFromEvents(int(time.time()), self.provider.api_key),
+                               self.provider.max_event_bytes)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -74,11 +74,13 @@ class AnthropicDialect:
 class AnthropicStream:
     """Chat chunks of one Anthropic stream; `completed` once `message_stop` arrived."""
 
-    __slots__ = ("_chunks", "_response")
+    __slots__ = ("_chunks", "_max_event_bytes", "_response")
 
-    def __init__(self, response: httpx.Response, chunks: ChunksFromEvents) -> None:
+    def __init__(self, response: httpx.Response, chunks: ChunksFromEvents,
+                 max_event_bytes: int) -> None:
         self._response = response
         self._chunks = chunks
+        self._max_event_bytes = max_event_bytes
 
     @property
     def completed(self) -> bool:
@@ -90,7 +92,7 @@ class AnthropicStream:
                 yield chunk
 
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(self._max_event_bytes)
         translate = self._chunks.feed
         try:
             async for piece in self._response.aiter_raw():
@@ -112,6 +114,8 @@ class AnthropicStream:
                         raise
                 if batch:
                     yield batch
+                if decoder.error is not None:
+                    raise UpstreamBadResponse(decoder.error)
                 if self._chunks.completed:
                     return
         except httpx.HTTPError as exc:

@@ -1,261 +1,352 @@
-"""How well does measured routing route? Policies against baselines and an oracle, on the simulator.
+"""Does measured routing follow the truth, and come back? Every policy against an oracle.
 
-    .venv/bin/python benchmarks/routing.py            # full run
-    .venv/bin/python benchmarks/routing.py --smoke    # tiny counts, under 30 seconds
+    .venv/bin/python benchmarks/routing.py                  # full run (3 seeds)
+    .venv/bin/python benchmarks/routing.py --smoke          # compressed timelines, 1 seed
+    .venv/bin/python benchmarks/routing.py --ab-commit d627e5c    # before/after, same run
 
-Every arm gets its own simulator, its own `Engine` (the real one, built as `create_app`
-builds it) and one `ManualClock` shared by both, so simulated seconds cost no wall time and a
-run is deterministic. Requests go one at a time through an in-process lockstep transport
-(`lockstep.py`), so each TTFT and decode speed the engine measures is exactly the simulated
-one. Before each request the clock advances by `--gap` seconds (the arrival gap); scenario
-changes (`Simulator.update`) happen at fixed request indices, the same for every arm.
+Open loop on virtual time. Every arm runs on its own `virtual_time.VirtualTimeLoop`: the
+gateway, built exactly as production builds it (`parse_settings` + `create_app` from a config
+giving only providers and models, everything else at its defaults, lifespan running, so the
+active prober runs too), talks in-process (`asgi_stream.py`) to a `tokenlane.sim.Simulator`;
+both read one clock, the loop's. Requests arrive at 4/s (seeded exponential gaps), each its own
+task, with prompts of 64–1024 tokens and max_tokens 64–256; scenario changes happen at fixed
+scenario seconds. Minutes of scenario time cost seconds of wall time, and a seed always gives
+the same numbers.
 
-Arms, all served by the same engine code:
-  policies     throughput, latency, price, balanced: the model's configured policy
-  baselines    random, round-robin, best-at-start (the deployment the balanced oracle picks
-               at request 0, kept forever): one deployment per request, no fallbacks
-  oracles      oracle-<policy>: knows the simulator's current specs and sends the engine the
-               true ranking for that policy's objective as `provider.order` (with fallbacks;
-               failing providers and, under an SLO, those missing it go last)
-
-Results: benchmarks/results/routing.json and routing.md (also printed). Columns are described
-in benchmarks/README.md.
+Arms: each policy of the scenario sends `provider: {sort: <policy>}` (plus the scenario's SLO);
+per policy an oracle knows the simulator's true specs when each request arrives and sends
+`provider: {order: [...]}` with the true ranking for that policy's objective (failing,
+stalled, trickling and SLO-missing providers last). Results: benchmarks/results/routing.json and
+routing.md (also printed). Columns: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
+import io
+import json
 import os
 import random
+import subprocess
 import sys
+import tarfile
+import tempfile
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (
-    RESULTS,
-    describe_machine,
-    finish_machine_info,
-    machine_info,
-    write_results,
-)
-from lockstep import LockstepASGITransport
-from routing_metrics import ArmRun, RequestRecord, merge_seeds, render, summarize, vs_oracle
-from routing_scenarios import (
-    ARMS,
-    POLICIES,
-    SCENARIOS,
-    VALUE_OF_TIME,
-    Change,
-    Scenario,
-    true_scores,
-)
+from common import RESULTS, describe_machine, finish_machine_info, machine_info, write_results
 
-from tokenlane.clock import ManualClock
-from tokenlane.config import parse_settings
-from tokenlane.errors import TokenlaneError
-from tokenlane.providers import build_dialect
-from tokenlane.request import chat_request_from_body
-from tokenlane.routing.engine import Engine
-from tokenlane.server import create_app
-from tokenlane.sim import SimProviderSpec, Simulator
-from tokenlane.stats.observation import Observation
-
-PROMPT = "Summarise the following paragraph in two sentences. " * 8  # ~100 prompt tokens
+ROOT = Path(__file__).resolve().parents[1]
+RATE_PER_S = 4.0
+PROMPT_TOKENS = (64, 1024)
+MAX_TOKENS = (64, 256)
+# Every config key here exists in older trees too: an A/B run builds both from this.
+MASTER_KEY_ENV = {"TOKENLANE_MASTER_KEYS": "routing-benchmark"}
 
 
-# --------------------------------------------------------------------------- one arm
+# --------------------------------------------------------------------------- one arm (worker)
 
 
-def gateway_settings(scenario: Scenario, policy: str, output_tokens: int) -> dict[str, Any]:
+def gateway_config(providers: Sequence[Any]) -> dict[str, Any]:
+    """A new user's config: where the providers are, what the model is served by and what it
+    costs. Everything else (routing, probes, failover, stats) at its defaults."""
     return {
-        "server": {"auth": {"enabled": False}},
-        "providers": {p.name: {"base_url": f"http://sim/{p.name}/v1"}
-                      for p in scenario.providers},
-        "routing": {"policy": policy, "value_of_time": VALUE_OF_TIME,
-                    "expected_output_tokens": output_tokens},
+        "providers": {p.name: {"base_url": f"http://sim/{p.name}/v1"} for p in providers},
         "models": {"m": {"deployments": [
             {"provider": p.name, "model": f"{p.name}-model",
-             "price": {"input": p.price[0], "output": p.price[1]}}
-            for p in scenario.providers]}},
+             "price": {"input": p.price[0], "output": p.price[1]}} for p in providers]}},
     }
 
 
-def build(scenario: Scenario, policy: str, output_tokens: int, seed: int
-          ) -> tuple[Engine, Simulator, ManualClock, list[Observation]]:
-    """The gateway's own engine (from `create_app`), talking in-process to a lockstep simulator.
-
-    Building through `create_app` keeps every part the server wires in (stats, circuits,
-    hedge budget, metrics hooks) identical to production; only the upstream HTTP clients are
-    swapped for the lockstep transport, and `finish_attempt` is wrapped to see every attempt.
-    """
-    clock = ManualClock()
-    specs = [SimProviderSpec(name=p.name, ttft_s=p.ttft_s, tokens_per_s=p.tokens_per_s,
-                             output_tokens=output_tokens, jitter=0.1, seed=seed * 100 + i)
-             for i, p in enumerate(scenario.providers)]
-    sim = Simulator(specs, clock=clock)
-    settings = parse_settings(gateway_settings(scenario, policy, output_tokens))
-    app = create_app(settings, env={}, clock=clock, rng=random.Random(seed))
-    engine: Engine = app.state.engine
-    transport = LockstepASGITransport(sim.app)
-    engine.dialects = {
-        name: build_dialect(provider, transport)
-        for name, provider in engine.catalog.providers.items()}
-    seen: list[Observation] = []
-    finish = engine.finish_attempt
-
-    def finish_and_record(*args: Any, **kwargs: Any) -> Observation:
-        observation = finish(*args, **kwargs)
-        seen.append(observation)
-        return observation
-
-    engine.finish_attempt = finish_and_record  # type: ignore[method-assign]
-    return engine, sim, clock, seen
+def workload(duration: float, seed: int) -> list[tuple[float, int, int]]:
+    """(arrival second, prompt tokens, max_tokens) of every request: the same for every arm of
+    a seed, so arms differ only in how they route."""
+    rng = random.Random(f"arrivals-{seed}")
+    out, at = [], 0.0
+    while True:
+        at += rng.expovariate(RATE_PER_S)
+        if at >= duration:
+            return out
+        out.append((at, rng.randint(*PROMPT_TOKENS), rng.randint(*MAX_TOKENS)))
 
 
-def _has_content(chunk: dict[str, Any]) -> bool:
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if delta.get("content"):
-            return True
-    return False
+_FILLER = ("Routing measures what each provider does and sends every request where it is "
+           "best served right now. ")
 
 
-async def run_arm(scenario: Scenario, arm: str, n: int, gap: float, output_tokens: int,
-                  seed: int, slo_from: int | None = None) -> ArmRun:
-    policy = arm if arm in POLICIES else "balanced"
-    engine, sim, clock, seen = build(scenario, policy, output_tokens, seed)
+def prompt_text(tokens: int) -> str:
+    """A user message whose estimated prompt size (`prompt_tokens_estimate`) is `tokens`."""
+    chars = max(4, (tokens - 4) * 4)
+    return (_FILLER * (chars // len(_FILLER) + 1))[:chars]
+
+
+def _content_tokens(chunk: dict[str, Any]) -> int:
+    return sum(1 for c in chunk.get("choices") or () if (c.get("delta") or {}).get("content"))
+
+
+async def run_arm(job: dict[str, Any]) -> dict[str, Any]:
+    """One arm of one scenario for one seed, on the running virtual-time loop."""
+    from asgi_stream import StreamingASGITransport
+    from routing_metrics import ProbeRecord, RequestRecord, objective_of, summarize
+    from routing_scenarios import SCENARIOS, oracle_order
+    from virtual_time import LoopClock
+
+    from tokenlane.config import parse_settings
+    from tokenlane.errors import TokenlaneError
+    from tokenlane.providers import build_dialect
+    from tokenlane.request import chat_request_from_body
+    from tokenlane.server import create_app
+    from tokenlane.sim import SimProviderSpec, Simulator
+
+    scenario = next(s for s in SCENARIOS if s.name == job["scenario"])
+    arm, seed, smoke = job["arm"], job["seed"], job["smoke"]
+    objective = objective_of(arm)
+    loop = asyncio.get_running_loop()
+    clock = LoopClock(loop)
+    sim = Simulator([SimProviderSpec(name=p.name, ttft_s=p.ttft_s, tokens_per_s=p.tokens_per_s,
+                                     output_tokens=MAX_TOKENS[1], jitter=0.1,
+                                     seed=seed * 100 + i)
+                     for i, p in enumerate(scenario.providers)], clock=clock)
+    settings = parse_settings(gateway_config(scenario.providers))
+    app = create_app(settings, env=MASTER_KEY_ENV, clock=clock, rng=random.Random(seed))
+    engine = app.state.engine
+    transport = StreamingASGITransport(sim.app)
+    engine.dialects = {name: build_dialect(provider, transport)
+                       for name, provider in engine.catalog.providers.items()}
+    value_of_time = settings.routing.value_of_time
     names = [p.name for p in scenario.providers]
     prices = {p.name: p.price for p in scenario.providers}
-    changes: dict[int, list[Change]] = {}
-    for c in scenario.changes:
-        changes.setdefault(min(n - 1, round(c.at * n)), []).append(c)
-    pick = random.Random(seed + 1)
-    prompt_tokens = chat_request_from_body(_body({})).prompt_tokens
-    start_specs = {nm: sim.spec(nm) for nm in names}
-    best_at_start = true_scores(start_specs, prices, "balanced", prompt_tokens,
-                                output_tokens, None)[0]
-    if slo_from is None:
-        slo_from = len(names)
-    run = ArmRun(scenario.name, arm)
-    wall0, virtual0 = time.perf_counter(), clock.now()
-    for i in range(n):
-        clock.advance(gap)
-        for change in changes.get(i, ()):
-            sim.update(change.provider, **change.fields)
-        specs = {nm: sim.spec(nm) for nm in names}
-        slo = scenario.slo_ttft_s if i >= slo_from else None
-        best = {o: true_scores(specs, prices, o, prompt_tokens, output_tokens, slo)[0]
-                for o in POLICIES}
-        options: dict[str, Any] = {}
-        if arm in POLICIES:
-            if slo is not None:
-                options["require"] = {"max_latency": slo}
-        elif arm.startswith("oracle-"):
-            # The SLO is already in the true ranking (misses go last); sending `require` too
-            # would hand the engine's estimates a veto over the truth.
-            options["order"] = true_scores(specs, prices, arm.removeprefix("oracle-"),
-                                           prompt_tokens, output_tokens, slo)
-        elif arm == "random":
-            options = {"order": [pick.choice(names)], "allow_fallbacks": False}
-        elif arm == "round-robin":
-            options = {"order": [names[i % len(names)]], "allow_fallbacks": False}
-        elif arm == "best-at-start":
-            options = {"order": [best_at_start], "allow_fallbacks": False}
-        run.records.append(await _one_request(engine, clock, seen, i, options, best, slo, run))
-    run.wall_s = time.perf_counter() - wall0
-    run.virtual_s = clock.now() - virtual0
-    await engine.aclose()
-    return run
+    order_rng = random.Random(f"oracle-{seed}")
+    typical = (sum(PROMPT_TOKENS) // 2, sum(MAX_TOKENS) // 2)
 
+    def truth(prompt: int, output: int) -> list[str]:
+        specs = {n: sim.spec(n) for n in names}
+        return oracle_order(specs, prices, objective, prompt, output, scenario.slo_ttft_s,
+                            value_of_time, order_rng)
 
-def _body(options: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": PROMPT}],
-                            "stream": True}
-    if options:
-        body["provider"] = options
-    return body
+    def best_now() -> str | None:
+        return None if objective == "weighted" else truth(*typical)[0]
 
+    # Every attempt ends in `finish_attempt`; a request's task carries its record in this
+    # context variable, so an attempt with none is the gateway's own (a probe).
+    current: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar(
+        "request", default=None)
+    probes: list[ProbeRecord] = []
+    start = loop.time()
+    finish = engine.finish_attempt
 
-async def _one_request(engine: Engine, clock: ManualClock, seen: list[Observation], index: int,
-                       options: dict[str, Any], best: dict[str, str], slo: float | None,
-                       run: ArmRun) -> RequestRecord:
-    seen.clear()
-    request = chat_request_from_body(_body(options))
-    t0 = clock.now()
-    first = end = None
-    tokens = 0
-    served = None
-    cost = 0.0
-    ok = False
-    try:
-        stream = await engine.open(request)
+    def finish_and_record(*args: Any, **kwargs: Any) -> Any:
+        observation = finish(*args, **kwargs)
+        provider = observation.deployment.split("/")[0]
+        record = current.get()
+        if record is None:
+            probes.append(ProbeRecord(loop.time() - start, provider, observation.outcome,
+                                      observation.cost, best_now()))
+        else:
+            record.attempts.append((provider, observation.outcome))
+            record.cost += observation.cost
+        return observation
+
+    engine.finish_attempt = finish_and_record
+
+    async def one_request(at: float, prompt: int, max_tokens: int) -> RequestRecord:
+        order = truth(prompt, max_tokens)
+        record = RequestRecord(at=at, ok=False,
+                               best=None if objective == "weighted" else order[0])
+        current.set(record)
+        options: dict[str, Any]
+        if arm.startswith("oracle-"):
+            # The SLO is in the true ranking already: sending it too would let the engine's
+            # estimates veto the truth.
+            options = {"order": order}
+        else:
+            options = {"sort": arm} | (scenario.slo or {})
+        body = {"model": "m", "messages": [{"role": "user", "content": prompt_text(prompt)}],
+                "max_tokens": max_tokens, "stream": scenario.stream, "provider": options}
+        specs_at_start = {n: sim.spec(n) for n in names}
+        t0 = loop.time()
         try:
-            async for chunk in stream:
-                if _has_content(chunk):
-                    tokens += 1
-                    if first is None:
-                        first = clock.now()
-            end = clock.now()
-        finally:
-            await stream.aclose()
-        served = stream.deployment.id.split("/")[0]
-        if stream.observation is not None:
-            cost = stream.observation.cost
-        ok = stream.observation is not None and stream.observation.outcome == "ok"
-    except TokenlaneError as exc:
-        if len(run.errors_sample) < 3:
-            run.errors_sample.append(f"request {index}: {str(exc)[:200]}")
-    first_tried = seen[0].deployment.split("/")[0] if seen else served
-    ttft = None if first is None else first - t0
-    return RequestRecord(
-        index=index, at=t0, ok=ok, first_tried=first_tried, served=served,
-        ttft_s=ttft, total_s=None if end is None else end - t0, tokens=tokens, cost=cost,
-        failed_attempts=sum(1 for o in seen if o.outcome not in ("ok", "cancelled")),
-        best=best, slo_miss=None if slo is None or not ok else (ttft is None or ttft > slo),
-    )
+            request = chat_request_from_body(body)
+            if scenario.stream:
+                stream = await engine.open(request)
+                try:
+                    async for chunk in stream:
+                        got = _content_tokens(chunk)
+                        if got and record.ttft_s is None:
+                            record.ttft_s = loop.time() - t0
+                        record.tokens += got
+                finally:
+                    await stream.aclose()
+                observation = stream.observation
+                deployment = stream.deployment
+            else:
+                completion = await engine.complete(request)
+                observation, deployment = completion.observation, completion.deployment
+                record.tokens = completion.body["usage"]["completion_tokens"]
+            record.total_s = loop.time() - t0
+            record.served = deployment.id.split("/")[0]
+            record.ok = observation is not None and observation.outcome == "ok"
+            if not record.ok:
+                record.error = f"incomplete: {observation.outcome if observation else 'none'}"
+        except TokenlaneError as exc:
+            record.error = f"{type(exc).__name__}: {str(exc)[:160]}"
+        except Exception as exc:  # noqa: BLE001 - a crash is a finding, reported not raised
+            record.error = f"crash {type(exc).__name__}: {str(exc)[:160]}"
+        if record.attempts:
+            record.first_tried = record.attempts[0][0]
+        if record.ok and record.served is not None:
+            record.served_tps = specs_at_start[record.served].tokens_per_s
+        return record
+
+    timeline = [{"at": at, "kind": phase.kind,
+                 "provider": phase.changes[0].provider if phase.changes else None,
+                 "changes": phase.changes} for at, phase in scenario.timeline(smoke)]
+    events = sorted([(c["at"], 0, c) for c in timeline if c["changes"]]
+                    + [(a, 1, (a, p, m)) for a, p, m in
+                       workload(scenario.duration(smoke), seed)], key=lambda e: (e[0], e[1]))
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    tasks: list[asyncio.Task[RequestRecord]] = []
+    async with app.router.lifespan_context(app):
+        for at, kind, what in events:
+            await asyncio.sleep(max(0.0, start + at - loop.time()))
+            if kind == 0:
+                for change in what["changes"]:
+                    sim.update(change.provider, **change.fields)
+            else:
+                tasks.append(asyncio.create_task(one_request(*what)))
+        records = list(await asyncio.gather(*tasks))
+    summary = summarize(records, probes, [{k: v for k, v in c.items() if k != "changes"}
+                                          for c in timeline])
+    return summary | {"scenario": scenario.name, "arm": arm, "seed": seed,
+                      "virtual_s": loop.time() - start, "wall_s": time.perf_counter() - wall0,
+                      "cpu_s": time.process_time() - cpu0}
 
 
-async def cold_slo_check(scenario: Scenario, requests: int, tokens: int, seed: int
-                         ) -> dict[str, Any]:
-    """Every request carries the SLO from the very first one, on a cold gateway."""
-    run = await run_arm(scenario, "balanced", requests, 1.0, tokens, seed, slo_from=0)
-    failed = sum(1 for r in run.records if not r.ok)
-    return {"requests": requests, "failed": failed,
-            "first_error": run.errors_sample[0] if run.errors_sample else None}
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    from virtual_time import run_virtual
+
+    return run_virtual(run_arm(job))
 
 
-def run_job(job: tuple[int, int, int, float, int, int]) -> dict[str, Any]:
-    """One (scenario, arm) run in a worker process; returns its summary."""
-    s_index, a_index, n, gap, tokens, seed = job
-    scenario, arm = SCENARIOS[s_index], ARMS[a_index]
-    run = asyncio.run(run_arm(scenario, arm, n, gap, tokens, seed))
-    return summarize(scenario, run, n) | {"seed": seed}
+def serve_jobs() -> int:
+    """Worker mode: one job (JSON) per stdin line in, one result (JSON) per stdout line out.
+    Started with PYTHONPATH at the source tree under test (see `Workers`)."""
+    import tokenlane
+
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing else may write into the result channel
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            result = run_job(job)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops
+            result = {"failed": f"{type(exc).__name__}: {exc}"}
+        result["tokenlane"] = str(Path(tokenlane.__file__).resolve().parents[1])
+        out.write(json.dumps(result) + "\n")
+        out.flush()
+    return 0
 
 
-# --------------------------------------------------------------------------- main
+# --------------------------------------------------------------------------- the run (parent)
+
+
+class Workers:
+    """Long-lived worker subprocesses, one per (slot, source tree), each importing tokenlane
+    from its tree: the same code runs every arm, only `PYTHONPATH` differs."""
+
+    def __init__(self) -> None:
+        self._procs: dict[tuple[int, str], subprocess.Popen[str]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, slot: int, src: str, job: dict[str, Any]) -> dict[str, Any]:
+        key = (slot, src)
+        with self._lock:
+            proc = self._procs.get(key)
+            if proc is None:
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    p for p in (src, os.environ.get("PYTHONPATH")) if p))
+                proc = subprocess.Popen(
+                    [sys.executable, str(Path(__file__).resolve()), "--serve-jobs"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                self._procs[key] = proc
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(job) + "\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker for {src} died on {job}")
+        result: dict[str, Any] = json.loads(line)
+        if "failed" in result:
+            raise RuntimeError(f"{job} failed under {src}: {result['failed']}")
+        return result
+
+    def close(self) -> None:
+        for proc in self._procs.values():
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=30)
+
+
+def git_rev(rev: str) -> str:
+    """`rev` as a short commit id of this repository (ValueError if it names none)."""
+    got = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", f"{rev}^{{commit}}"],
+                         capture_output=True, text=True, check=False)
+    if got.returncode != 0:
+        raise ValueError(f"--ab-commit {rev}: not a commit here ({got.stderr.strip()})")
+    return got.stdout.strip()
+
+
+def extract_src(rev: str) -> Path:
+    """`src/` as of commit `rev`, extracted to a new temporary directory; returns its path."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", git_rev(rev),
+                              "src"], capture_output=True, check=True).stdout
+    target = Path(tempfile.mkdtemp(prefix=f"tokenlane-{rev}-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target / "src"
+
+
+def git_commit(tree: Path) -> str:
+    """The commit (and whether the tree differs from it) of the repository holding `tree`."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "not a git checkout"
+    dirty = git("status", "--porcelain", "--", "src")
+    return commit + (" + uncommitted changes in src/" if dirty else "")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from routing_scenarios import SCENARIOS
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="tiny counts, under 30 s")
-    p.add_argument("--requests", type=int, help="requests per arm and scenario")
-    p.add_argument("--tokens", type=int, default=100, help="output tokens per reply")
-    p.add_argument("--gap", type=float, default=1.0, help="simulated seconds between requests")
+    p.add_argument("--smoke", action="store_true",
+                   help="compressed timelines (~40 s of scenario time), 1 seed")
     p.add_argument("--seed", type=int, default=1, help="first seed")
     p.add_argument("--seeds", type=int, help="seeds per arm, medians reported "
                                              "(default 3; 1 with --smoke)")
     p.add_argument("--jobs", type=int, help="worker processes (default: usable cores)")
     p.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS],
                    help="run only these (repeatable)")
+    ab = p.add_mutually_exclusive_group()
+    ab.add_argument("--ab-src", type=Path, help="also run every arm with tokenlane imported "
+                    "from this source tree (the 'before'), reported side by side")
+    ab.add_argument("--ab-commit", help="as --ab-src, with the src/ of this git commit "
+                    "(extracted to a temporary directory)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--serve-jobs", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.requests = args.requests or (40 if args.smoke else 300)
     args.jobs = args.jobs or max(1, len(os.sched_getaffinity(0)))
     args.seeds = args.seeds or (1 if args.smoke else 3)
     return args
@@ -263,50 +354,129 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.serve_jobs:
+        return serve_jobs()
+    from routing_metrics import compare, merge_seeds
+    from routing_scenarios import SCENARIOS
+
     info = machine_info()
-    print(describe_machine(info), flush=True)
+    this_src = str(ROOT / "src")
+    variants = {"after": this_src}
+    commits = {"after": git_commit(ROOT)}
+    if args.ab_commit is not None:
+        args.ab_src = extract_src(args.ab_commit)
+        commits["before"] = git_rev(args.ab_commit)
+    elif args.ab_src is not None:
+        commits["before"] = git_commit(args.ab_src)
+    if args.ab_src is not None:
+        variants = {"before": str(args.ab_src.resolve())} | variants
+    header = (f"{describe_machine(info)}\n"
+              + "\n".join(f"{v}: {commits[v]} ({src})" for v, src in variants.items()))
+    print(header, flush=True)
     started = time.monotonic()
-    wanted = [i for i, s in enumerate(SCENARIOS) if not args.scenario or s.name in args.scenario]
+    scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     seeds = [args.seed + k for k in range(args.seeds)]
-    jobs = [(si, ai, args.requests, args.gap, args.tokens, seed)
-            for si in wanted for ai in range(len(ARMS)) for seed in seeds]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(run_job, jobs))
-    scenarios: dict[str, Any] = {}
-    for s in (SCENARIOS[i] for i in wanted):
-        rows = {arm: merge_seeds([r for r in results
-                                  if r["scenario"] == s.name and r["arm"] == arm])
-                for arm in ARMS}
-        for arm, r in rows.items():
-            r["vs_oracle"] = vs_oracle(rows, arm)
-        scenarios[s.name] = {
-            "description": s.description,
-            "providers": [p.__dict__ for p in s.providers],
-            "changes": [{"at_request": min(args.requests - 1, round(c.at * args.requests)),
-                         "provider": c.provider, "fields": c.fields} for c in s.changes],
-            "slo_ttft_s": s.slo_ttft_s,
-            "arms": rows,
-        }
-    slo = next((s for s in SCENARIOS if s.slo_ttft_s is not None), None)
-    if slo is not None and any(SCENARIOS[i] is slo for i in wanted):
-        cold = asyncio.run(cold_slo_check(slo, 8, args.tokens, args.seed))
-        scenarios[slo.name]["cold_start_with_slo_from_request_0"] = cold
+    jobs = [(variant, src, {"scenario": s.name, "arm": arm, "seed": seed, "smoke": args.smoke})
+            for s in scenarios for seed in seeds
+            for arm in (*s.policies, *(f"oracle-{p}" for p in s.policies))
+            for variant, src in variants.items()]
+    # Longest scenarios first keeps both cores busy to the end.
+    jobs.sort(key=lambda j: -next(s for s in scenarios
+                                  if s.name == j[2]["scenario"]).duration(args.smoke))
+    workers = Workers()
+    slots = list(range(args.jobs))
+    free = threading.Semaphore(args.jobs)
+    slot_lock = threading.Lock()
+
+    def run(job: tuple[str, str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        variant, src, spec = job
+        with free:
+            with slot_lock:
+                slot = slots.pop()
+            try:
+                return variant, workers.run(slot, src, spec)
+            finally:
+                with slot_lock:
+                    slots.append(slot)
+
+    try:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(run, jobs))
+    finally:
+        workers.close()
+
+    by_key = {(v, r["scenario"], r["arm"], r["seed"]): r for v, r in results}
+    rows = []
+    for s in scenarios:
+        for policy in s.policies:
+            row: dict[str, Any] = {"scenario": s.name, "row": s.row, "policy": policy,
+                                   "slo": s.slo, "variants": {}}
+            for variant in variants:
+                per_seed = [by_key[(variant, s.name, policy, seed)]
+                            | compare(by_key[(variant, s.name, policy, seed)],
+                                      by_key[(variant, s.name, f"oracle-{policy}", seed)])
+                            for seed in seeds]
+                row["variants"][variant] = merge_seeds(per_seed)
+                row["variants"][variant]["oracle"] = merge_seeds(
+                    [by_key[(variant, s.name, f"oracle-{policy}", seed)] for seed in seeds])
+            rows.append(row)
+    elapsed = time.monotonic() - started
+    finish_machine_info(info)
     data = {
         "benchmark": "routing",
         "machine": info,
-        "config": {"requests": args.requests, "output_tokens": args.tokens, "gap_s": args.gap,
-                   "seed": args.seed, "seeds": args.seeds, "smoke": args.smoke,
-                   "jobs": args.jobs},
-        "scenarios": scenarios,
-        "elapsed_s": time.monotonic() - started,
+        "variants": {v: {"src": src, "commit": commits[v]} for v, src in variants.items()},
+        "config": {"smoke": args.smoke, "seed": args.seed, "seeds": args.seeds,
+                   "jobs": args.jobs, "rate_per_s": RATE_PER_S,
+                   "prompt_tokens": PROMPT_TOKENS, "max_tokens": MAX_TOKENS},
+        "scenarios": {s.name: {"row": s.row, "description": s.description,
+                               "duration_s": s.duration(args.smoke), "stream": s.stream,
+                               "policies": list(s.policies), "slo": s.slo,
+                               "providers": [p.__dict__ for p in s.providers],
+                               "timeline": [{"at": at, "kind": ph.kind,
+                                             "changes": [c.__dict__ for c in ph.changes]}
+                                            for at, ph in s.timeline(args.smoke)]}
+                      for s in scenarios},
+        "rows": rows,
+        "wall_s": elapsed,
+        "arm_wall_s": sum(r["wall_s"] for _, r in results),
+        "arm_cpu_s": sum(r["cpu_s"] for _, r in results),
     }
-    finish_machine_info(info)
-    markdown = render(data, [SCENARIOS[i] for i in wanted])
+    markdown = render(data, list(variants))
     write_results("routing", data, markdown, args.out)
     print("\n" + markdown)
-    print(f"\nwrote {args.out / 'routing.json'} and {args.out / 'routing.md'} "
-          f"({data['elapsed_s']:.0f} s)")
+    print(f"\nwrote {args.out / 'routing.json'} and {args.out / 'routing.md'} ({elapsed:.0f} s)")
     return 0
+
+
+def render(data: dict[str, Any], variants: Sequence[str]) -> str:
+    from routing_metrics import render_table
+
+    cfg = data["config"]
+    lines = [
+        "# tokenlane routing benchmark",
+        "",
+        f"{describe_machine(data['machine'])}  ",
+        *(f"{v}: `{data['variants'][v]['commit']}` ({data['variants'][v]['src']})  "
+          for v in variants),
+        (f"open loop {cfg['rate_per_s']:g} req/s, prompts {cfg['prompt_tokens'][0]}–"
+         f"{cfg['prompt_tokens'][1]} tokens, max_tokens {cfg['max_tokens'][0]}–"
+         f"{cfg['max_tokens'][1]}; seeds {cfg['seed']}..{cfg['seed'] + cfg['seeds'] - 1} "
+         f"(medians); smoke={cfg['smoke']}; virtual time (scenario seconds), "
+         f"{data['wall_s']:.0f} s wall on {cfg['jobs']} workers  "),
+        ("gateway config: providers and models only, everything else at its defaults; each "
+         "policy against an oracle of its own objective. `*` = misses the target in the "
+         "column header (reported, not asserted)."
+         + (" Cells read before → after." if len(variants) > 1 else "")),
+        "",
+        render_table(data["rows"], variants),
+        "",
+        "Scenarios:",
+        "",
+        *(f"- `{name}` ({s['row']}): {s['description']} ({s['duration_s']:g} s)"
+          for name, s in data["scenarios"].items()),
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,224 +1,243 @@
-"""The routing benchmark's numbers: per-request records in, per-arm summaries and tables out."""
+"""The routing benchmark's numbers: per-request records in, per-arm summaries, ratios against
+the oracle, and the markdown table out (pure: no engine, no I/O)."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import describe_machine, fmt, markdown_table, percentile
-from routing_scenarios import ARMS, POLICIES, VALUE_OF_TIME, Scenario
+from common import fmt, markdown_table, percentile
 
-__all__ = ["ArmRun", "RequestRecord", "merge_seeds", "render", "summarize", "vs_oracle"]
+__all__ = ["TARGETS", "ProbeRecord", "RequestRecord", "compare", "merge_seeds", "objective_of",
+           "render_table", "return_times", "summarize"]
 
-WINDOW_SHARE = 0.8  # "adapted" = this share of a sliding window goes to the new best
+WINDOW_S = 2.0  # "back" = this many seconds of arrivals ...
+WINDOW_SHARE = 0.8  # ... with at least this share first tried on the truly best
+WINDOW_MIN = 3  # and at least this many requests in the window (4 req/s: ~8 expected)
+
+# The issue's targets: reported beside the numbers, never asserted.
+TARGETS = {"tps_ratio": 0.95, "e2e_ratio": 1.10, "cost_ratio": 1.05, "return_s": 5.0}
 
 
 @dataclass
 class RequestRecord:
-    index: int
-    at: float
+    at: float  # scenario seconds at arrival
     ok: bool
-    first_tried: str | None
-    served: str | None
-    ttft_s: float | None
-    total_s: float | None
-    tokens: int
-    cost: float
-    failed_attempts: int
-    best: dict[str, str]  # objective -> the oracle's best provider at this moment
-    slo_miss: bool | None
+    best: str | None  # the oracle's best for the arm's objective at arrival (None: weighted)
+    first_tried: str | None = None
+    served: str | None = None
+    ttft_s: float | None = None  # streaming only: arrival → first content token
+    total_s: float | None = None  # arrival → last token (or the whole body)
+    tokens: int = 0
+    served_tps: float = 0.0  # the served provider's true decode speed when the request arrived
+    cost: float = 0.0  # USD of every attempt made for this request
+    attempts: list[tuple[str, str]] = field(default_factory=list)  # (provider, outcome)
+    error: str | None = None
 
 
 @dataclass
-class ArmRun:
-    scenario: str
-    arm: str
-    records: list[RequestRecord] = field(default_factory=list)
-    wall_s: float = 0.0
-    virtual_s: float = 0.0
-    errors_sample: list[str] = field(default_factory=list)
-
-
-def merge_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """One arm over several seeds: the median of every number; a change counts as adapted
-    when most seeds adapted, after the median number of requests of those that did."""
-    out = dict(rows[0])
-    out["seeds"] = [r["seed"] for r in rows]
-    out.pop("seed", None)
-    for key, value in rows[0].items():
-        if key == "seed" or isinstance(value, bool):
-            continue
-        if value is None or isinstance(value, int | float):
-            values = [r[key] for r in rows if r[key] is not None]
-            out[key] = statistics.median(values) if values else None
-    adaptation = []
-    for j, first in enumerate(rows[0]["adaptation"]):
-        merged = {k: v for k, v in first.items() if k != "never"}
-        if first["changed"]:
-            took = [r["adaptation"][j]["requests"] for r in rows]
-            done = [t for t in took if t is not None]
-            merged["per_seed"] = took
-            if len(done) * 2 > len(rows):
-                merged["requests"] = statistics.median(done)
-            else:
-                merged["requests"], merged["never"] = None, True
-        adaptation.append(merged)
-    out["adaptation"] = adaptation
-    out["error_samples"] = [e for r in rows for e in r["error_samples"]][:3]
-    return out
+class ProbeRecord:
+    at: float
+    provider: str
+    outcome: str
+    cost: float
+    best: str | None  # the arm objective's truly best when the probe ended
 
 
 def objective_of(arm: str) -> str:
-    """What "best" means for an arm: its policy's objective; baselines are judged as balanced."""
-    if arm in POLICIES:
-        return arm
-    if arm.startswith("oracle-"):
-        return arm.removeprefix("oracle-")
-    return "balanced"
+    return arm.removeprefix("oracle-")
 
 
-def adaptation(records: list[RequestRecord], objective: str, change_at: int, end: int,
-               window: int) -> dict[str, Any]:
-    """Requests after a change until >= 80% of a `window`-request window goes to the new best.
-
-    "Goes to" = the deployment tried first (what the router chose, before any fallback).
-    """
-    before = records[change_at - 1].best[objective] if change_at > 0 else None
-    after = records[change_at].best[objective]
-    if before == after:
-        return {"at": change_at, "new_best": after, "changed": False, "requests": None}
-    for k in range(end - change_at - window + 1):
-        chunk = records[change_at + k: change_at + k + window]
-        share = sum(1 for r in chunk if r.first_tried == r.best[objective]) / window
-        if share >= WINDOW_SHARE:
-            return {"at": change_at, "new_best": after, "changed": True, "requests": k}
-    return {"at": change_at, "new_best": after, "changed": True, "requests": None,
-            "never": True}
+def return_times(records: Sequence[RequestRecord], at: float) -> float | None:
+    """Scenario seconds from `at` until a window of `WINDOW_S` seconds of arrivals, starting at
+    or after `at`, has >= `WINDOW_SHARE` of its requests first tried on their truly best
+    provider; None if that never happens."""
+    after = [r for r in records if r.at >= at]
+    for i, start in enumerate(after):
+        window = [r for r in after[i:] if r.at < start.at + WINDOW_S]
+        if len(window) < WINDOW_MIN:
+            continue
+        hits = sum(1 for r in window if r.first_tried == r.best)
+        if hits >= WINDOW_SHARE * len(window):
+            return start.at - at
+    return None
 
 
-def summarize(scenario: Scenario, run: ArmRun, n: int) -> dict[str, Any]:
-    recs = run.records
-    ok = [r for r in recs if r.ok]
-    objective = objective_of(run.arm)
-    e2e = [r.tokens / r.total_s for r in ok if r.total_s]
+def _events(records: Sequence[RequestRecord], timeline: Sequence[dict[str, Any]]
+            ) -> list[dict[str, Any]]:
+    """For each change whose instant moves the truly best provider: how long until routing
+    follows (leave after a degradation, return after a recovery)."""
+    out = []
+    for change in timeline:
+        if not change["kind"]:
+            continue
+        at = change["at"]
+        before = next((r.best for r in reversed(records) if r.at < at), None)
+        after = next((r.best for r in records if r.at >= at), None)
+        moved = before is not None and after is not None and before != after
+        out.append({"at": at, "kind": change["kind"], "provider": change["provider"],
+                    "best_before": before, "best_after": after, "moved": moved,
+                    "s": return_times(records, at) if moved else None})
+    return out
+
+
+def summarize(records: Sequence[RequestRecord], probes: Sequence[ProbeRecord],
+              timeline: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One arm, one seed."""
+    ok = [r for r in records if r.ok]
+    n = len(records)
+    judged = [r for r in records if r.best is not None]
     ttfts = [r.ttft_s for r in ok if r.ttft_s is not None]
-    per_second = VALUE_OF_TIME / 3600
-    balanced_cost = [r.cost + per_second * r.total_s for r in ok if r.total_s is not None]
-    points = sorted({min(n - 1, round(c.at * n)) for c in scenario.changes})
-    window = max(5, min(20, n // 10))
-    adapts = []
-    for j, at in enumerate(points):
-        end = points[j + 1] if j + 1 < len(points) else n
-        adapts.append(adaptation(recs, objective, at, end, window))
-    slo_checked = [r for r in recs if r.slo_miss is not None]
-    share: dict[str, int] = {}
-    for r in recs:
-        if r.first_tried is not None:
-            share[r.first_tried] = share.get(r.first_tried, 0) + 1
+    totals = [r.total_s for r in ok if r.total_s is not None]
+    user_attempts = [(p, o, r.best) for r in records for p, o in r.attempts]
+    errors: dict[str, int] = {}
+    for r in records:
+        if r.error:
+            kind = r.error.split(":", 1)[0]
+            errors[kind] = errors.get(kind, 0) + 1
     return {
-        "scenario": scenario.name,
-        "arm": run.arm,
-        "objective": objective,
-        "requests": len(recs),
+        "requests": n,
         "ok": len(ok),
-        "mean_tokens_per_s": sum(e2e) / len(e2e) if e2e else None,
+        "errors": n - len(ok),
+        "error_kinds": errors,
+        "error_samples": [r.error for r in records if r.error][:3],
+        # The served provider's true decode speed, failed requests counting as 0 tok/s.
+        "decode_tps": sum(r.served_tps for r in ok) / n if n else None,
+        "mean_e2e_s": statistics.fmean(totals) if totals else None,
+        "e2e_p95_s": percentile(totals, 95),
         "ttft_p50_s": percentile(ttfts, 50),
         "ttft_p95_s": percentile(ttfts, 95),
-        "mean_total_s": sum(r.total_s for r in ok if r.total_s) / len(ok) if ok else None,
-        "total_cost_usd": sum(r.cost for r in recs),
-        "mean_balanced_cost_usd": sum(balanced_cost) / len(balanced_cost) if balanced_cost
-        else None,
-        "error_rate": 1 - len(ok) / len(recs) if recs else None,
-        "failed_attempts": sum(r.failed_attempts for r in recs),
-        "best_share": sum(1 for r in recs if r.first_tried == r.best[objective]) / len(recs),
-        "slo_miss_rate": (sum(1 for r in slo_checked if r.slo_miss) / len(slo_checked)
-                          if slo_checked else None),
-        "first_tried_share": {k: v / len(recs) for k, v in sorted(share.items())},
-        "adaptation": adapts,
-        "adaptation_window": window,
-        "virtual_s": run.virtual_s,
-        "wall_s": run.wall_s,
-        "error_samples": run.errors_sample,
+        "cost_per_ok_usd": sum(r.cost for r in records) / len(ok) if ok else None,
+        "best_share": (sum(1 for r in judged if r.first_tried == r.best) / len(judged)
+                       if judged else None),
+        "attempts": len(user_attempts),
+        "nonbest_attempts": sum(1 for p, _, best in user_attempts
+                                if best is not None and p != best),
+        "failed_attempts": sum(1 for _, o, _ in user_attempts if o not in ("ok", "cancelled")),
+        "probes": len(probes),
+        "nonbest_probes": sum(1 for p in probes if p.best is not None and p.provider != p.best),
+        "probe_cost_usd": sum(p.cost for p in probes),
+        "events": _events(records, timeline),
     }
 
 
-def vs_oracle(rows: dict[str, dict[str, Any]], arm: str) -> float | None:
-    """The arm's own objective, achieved, relative to that objective's oracle (1.0 = as good).
-
-    throughput: tokens/s ratio; latency: oracle TTFT p50 / arm's; price: oracle cost / arm's;
-    balanced: oracle (cost + value of time x duration) / arm's. Higher is better; failed
-    requests count as zero output.
-    """
-    objective = objective_of(arm)
-    mine, best = rows[arm], rows[f"oracle-{objective}"]
-
-    def value(r: dict[str, Any]) -> float | None:
-        ok_share = r["ok"] / r["requests"] if r["requests"] else 0
-        if objective == "throughput":
-            return None if r["mean_tokens_per_s"] is None else r["mean_tokens_per_s"] * ok_share
-        if objective == "latency":
-            return None if not r["ttft_p50_s"] else 1 / r["ttft_p50_s"] * ok_share
-        if objective == "price":
-            per_ok = r["total_cost_usd"] / r["ok"] if r["ok"] else None
-            return None if not per_ok else 1 / per_ok * ok_share
-        return None if not r["mean_balanced_cost_usd"] else (
-            1 / r["mean_balanced_cost_usd"] * ok_share)
-
-    a, b = value(mine), value(best)
+def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
 
-def render(data: dict[str, Any], scenarios: Sequence[Scenario]) -> str:
-    cfg = data["config"]
-    parts = [
-        "# tokenlane routing benchmark",
-        "",
-        f"{describe_machine(data['machine'])}  ",
-        (f"requests/arm={cfg['requests']} output tokens={cfg['output_tokens']} "
-         f"gap={cfg['gap_s']}s seeds={cfg['seed']}..{cfg['seed'] + cfg['seeds'] - 1} "
-         f"(medians) value_of_time=${VALUE_OF_TIME:g}/h "
-         f"smoke={cfg['smoke']}  "),
-        ("virtual time (ManualClock + lockstep simulator): timings are simulated seconds, "
-         "exact and repeatable"),
-    ]
-    for scenario in scenarios:
-        rows = data["scenarios"][scenario.name]["arms"]
-        slo = scenario.slo_ttft_s is not None
-        headers = ["arm", "judged as", "tok/s", "TTFT p50 s", "TTFT p95 s", "cost $",
-                   "errors %", "failed att.", "best %", "vs oracle"]
-        if slo:
-            headers.append("SLO miss %")
-        headers.append("adapt (requests)")
-        table = []
-        for arm in ARMS:
-            r = rows[arm]
-            adapt = ", ".join(_adapt_text(a) for a in r["adaptation"]) or "–"
-            row = [arm, r["objective"], r["mean_tokens_per_s"], r["ttft_p50_s"], r["ttft_p95_s"],
-                   fmt(r["total_cost_usd"], 4), r["error_rate"] * 100, fmt(r["failed_attempts"], 0),
-                   r["best_share"] * 100, r["vs_oracle"]]
-            if slo:
-                row.append(None if r["slo_miss_rate"] is None else r["slo_miss_rate"] * 100)
-            row.append(adapt)
-            table.append(row)
-        parts += ["", f"## {scenario.name}: {scenario.description}", "",
-                  markdown_table(headers, table)]
-        cold = data["scenarios"][scenario.name].get("cold_start_with_slo_from_request_0")
-        if cold is not None:
-            parts += ["", f"SLO sent from the first request on a cold gateway (balanced): "
-                          f"{cold['failed']}/{cold['requests']} requests failed"
-                          + (f" — {cold['first_error']}" if cold["first_error"] else "") + ".  ",
-                      (f"In the table the SLO is sent from request {len(scenario.providers)} on, "
-                       "after each provider has been measured once.")]
-    return "\n".join(parts)
+def compare(arm: dict[str, Any], oracle: dict[str, Any]) -> dict[str, Any]:
+    """An arm against its objective's oracle, same seed (so the same arrivals)."""
+    return {
+        "tps_ratio": _ratio(arm["decode_tps"], oracle["decode_tps"]),
+        "e2e_ratio": _ratio(arm["mean_e2e_s"], oracle["mean_e2e_s"]),
+        "cost_ratio": _ratio(arm["cost_per_ok_usd"], oracle["cost_per_ok_usd"]),
+        "oracle_ttft_p95_s": oracle["ttft_p95_s"],
+        "oracle_e2e_p95_s": oracle["e2e_p95_s"],
+    }
 
 
-def _adapt_text(a: dict[str, Any]) -> str:
-    if not a["changed"]:
-        return f"@{a['at']}: no change"
-    seeds = a.get("per_seed")
-    detail = "" if not seeds or len(seeds) < 2 else (
-        " (" + "/".join("never" if t is None else f"{t:g}" for t in seeds) + ")")
-    took = "never" if a["requests"] is None else f"{a['requests']:g}"
-    return f"@{a['at']}→{a['new_best']}: {took}{detail}"
+def _median_or_never(values: Sequence[float | None]) -> float | None:
+    """Median with "never" (None) counted as later than any time; None if that is where the
+    median falls."""
+    m = statistics.median([math.inf if v is None else v for v in values])
+    return None if math.isinf(m) else m
+
+
+def merge_seeds(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One (scenario, policy) over seeds: the median of every number, per-seed lists kept for
+    the seconds to leave/return."""
+    out: dict[str, Any] = {"seeds": [r["seed"] for r in rows]}
+    for key, value in rows[0].items():
+        if key in ("seed", "events"):
+            continue
+        if isinstance(value, bool) or not (value is None or isinstance(value, int | float)):
+            out[key] = value if key != "error_samples" else [
+                e for r in rows for e in r[key]][:3]
+            continue
+        present = [r[key] for r in rows if r[key] is not None]
+        out[key] = statistics.median(present) if present else None
+    events = []
+    for j, first in enumerate(rows[0]["events"]):
+        per_seed = [r["events"][j]["s"] for r in rows]
+        moved = all(r["events"][j]["moved"] for r in rows)
+        events.append({k: first[k] for k in ("at", "kind", "provider", "best_before",
+                                             "best_after")}
+                      | {"moved": moved, "per_seed": per_seed,
+                         "s": _median_or_never(per_seed) if moved else None})
+    out["events"] = events
+    return out
+
+
+# --------------------------------------------------------------------------- the table
+
+def _event_text(events: Sequence[dict[str, Any]], kind: str) -> str:
+    parts = []
+    for e in events:
+        if e["kind"] != kind or not e["moved"]:
+            continue
+        parts.append("never" if e["s"] is None else f"{e['s']:.1f}")
+    return ", ".join(parts) or "–"
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    if key == "return_s":
+        return _event_text(row["events"], "recover")
+    if key == "leave_s":
+        return _event_text(row["events"], "degrade")
+    value = row.get(key)
+    if key == "best_share":
+        return fmt(None if value is None else 100 * value, 0)
+    if key in ("errors", "nonbest_attempts", "probes", "nonbest_probes"):
+        return fmt(None if value is None else round(value), 0)
+    if key in ("cost_ratio",) and row.get("slo") is None:
+        return "–"
+    return fmt(value)
+
+
+def _missed(row: dict[str, Any], key: str) -> bool:
+    value = row.get(key)
+    if key == "return_s":
+        return any(e["kind"] == "recover" and e["moved"]
+                   and (e["s"] is None or e["s"] > TARGETS["return_s"]) for e in row["events"])
+    if value is None or key not in TARGETS or (key == "cost_ratio" and row.get("slo") is None):
+        return False
+    return value < TARGETS[key] if key == "tps_ratio" else value > TARGETS[key]
+
+
+COLUMNS = (
+    ("tps_ratio", f"tok/s ÷ oracle (≥{TARGETS['tps_ratio']:g})"),
+    ("e2e_ratio", f"e2e ÷ oracle (≤{TARGETS['e2e_ratio']:.2f})"),
+    ("ttft_p95_s", "TTFT p95 s"),
+    ("oracle_ttft_p95_s", "oracle TTFT p95 s"),
+    ("cost_ratio", f"cost ÷ oracle (≤{TARGETS['cost_ratio']:.2f}, SLO)"),
+    ("errors", "client errors"),
+    ("best_share", "to best %"),
+    ("leave_s", "leave s"),
+    ("return_s", f"return s (≤{TARGETS['return_s']:g})"),
+    ("nonbest_attempts", "attempts off best"),
+    ("probes", "probes"),
+)
+
+
+def render_table(rows: Sequence[dict[str, Any]], variants: Sequence[str]) -> str:
+    """One line per (scenario, policy); with two variants each cell reads `before → after`.
+    A `*` marks a number that misses its target."""
+    headers = ["scenario", "policy"] + [title for _, title in COLUMNS]
+    table = []
+    for row in rows:
+        line = [row["scenario"], row["policy"]]
+        for key, _ in COLUMNS:
+            cells = []
+            for v in variants:
+                got = row["variants"].get(v)
+                if got is None:
+                    cells.append("?")
+                    continue
+                got = got | {"slo": row.get("slo")}
+                cells.append(_cell(got, key) + ("*" if _missed(got, key) else ""))
+            line.append(" → ".join(cells))
+        table.append(line)
+    return markdown_table(headers, table)

@@ -40,8 +40,12 @@ class _VirtualSelector(selectors.DefaultSelector):
         self._idle_wall_s = idle_wall_s
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout == 0:
+            # Callbacks are ready: run them. Only threads write to the self-pipe, and they are
+            # heard the moment the loop next runs out of work (below), before time moves.
+            return []
         ready = super().select(0)
-        if ready or timeout == 0:
+        if ready:
             return ready
         if timeout is None:  # nothing scheduled: only a thread can still wake the loop
             ready = super().select(self._idle_wall_s)

@@ -18,10 +18,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from asgi_stream import StreamingASGITransport  # noqa: E402
-from virtual_time import LoopClock, VirtualTimeLoop, run_virtual  # noqa: E402
+from asgi_stream import StreamingASGITransport
+from virtual_time import LoopClock, VirtualTimeLoop, run_virtual
 
-from tokenlane.sim import SimProviderSpec, Simulator  # noqa: E402
+from tokenlane.sim import SimProviderSpec, Simulator
 
 
 def _has_text(line: str) -> bool:

@@ -263,3 +263,9 @@ def test_broken_stream_ends_with_an_error_event() -> None:
         assert len(seen) == 3
         assert caught.value.body["type"] == "error"
         assert caught.value.body["error"]["type"] == "overloaded_error"
+
+
+def test_models_list_the_surfaces_each_model_serves(gw) -> None:
+    [card] = gw.openai().models.list().data
+    assert card.id == "llama"
+    assert card.model_extra["surfaces"] == ["chat.completions", "responses", "messages"]

@@ -105,8 +105,14 @@ class Gateway(FastAPI):
             await super().__call__(scope, receive, send)
 
 
+# Every surface translates to chat, so every model serves all of them (our extension of the
+# model object; clients that do not know it ignore it).
+_SURFACES = ("chat.completions", "responses", "messages")
+
+
 def _model_card(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "tokenlane"}
+    return {"id": name, "object": "model", "created": 0, "owned_by": "tokenlane",
+            "surfaces": list(_SURFACES)}
 
 
 async def _tokenlane_error(request: Request, exc: Exception) -> Response:

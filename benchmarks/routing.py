@@ -29,6 +29,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -356,9 +357,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_jobs:
         return serve_jobs()
-    from routing_metrics import compare, merge_seeds
-    from routing_scenarios import SCENARIOS
-
     info = machine_info()
     this_src = str(ROOT / "src")
     variants = {"after": this_src}
@@ -366,10 +364,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ab_commit is not None:
         args.ab_src = extract_src(args.ab_commit)
         commits["before"] = git_rev(args.ab_commit)
-    elif args.ab_src is not None:
-        commits["before"] = git_commit(args.ab_src)
+        try:
+            return run_all(args, info, variants | {"before": str(args.ab_src)}, commits)
+        finally:
+            shutil.rmtree(args.ab_src.parent, ignore_errors=True)
     if args.ab_src is not None:
+        commits["before"] = git_commit(args.ab_src)
         variants = {"before": str(args.ab_src.resolve())} | variants
+    return run_all(args, info, variants, commits)
+
+
+def run_all(args: argparse.Namespace, info: dict[str, Any], variants: dict[str, str],
+            commits: dict[str, str]) -> int:
+    """Every arm of every wanted scenario and seed, under each variant (source tree)."""
+    from routing_metrics import compare, merge_seeds
+    from routing_scenarios import SCENARIOS
+
+    variants = dict(sorted(variants.items(), key=lambda kv: kv[0] != "before"))
     header = (f"{describe_machine(info)}\n"
               + "\n".join(f"{v}: {commits[v]} ({src})" for v, src in variants.items()))
     print(header, flush=True)
@@ -388,16 +399,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     free = threading.Semaphore(args.jobs)
     slot_lock = threading.Lock()
 
+    done = [0]
+
     def run(job: tuple[str, str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         variant, src, spec = job
         with free:
             with slot_lock:
                 slot = slots.pop()
             try:
-                return variant, workers.run(slot, src, spec)
+                result = workers.run(slot, src, spec)
             finally:
                 with slot_lock:
                     slots.append(slot)
+                    done[0] += 1
+                    count = done[0]
+        print(f"[{count}/{len(jobs)}] {variant} {spec['scenario']} {spec['arm']} "
+              f"seed {spec['seed']}: {result['wall_s']:.1f} s wall", flush=True)
+        return variant, result
 
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:

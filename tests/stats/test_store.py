@@ -132,3 +132,36 @@ def test_a_recovered_deployment_forgets_its_outage() -> None:
     store.observe(ok("a", at=22))
     e = store.snapshot(["a"]).estimates["a"]
     assert e.error_rate == 0.0 and e.samples == 22  # speed history stays, failures go
+
+
+def test_a_trickle_shows_within_a_quarter_second_as_a_bound_on_its_speed() -> None:
+    clock = ManualClock(start=10)
+    store = StatsStore(clock)
+    for i in range(5):
+        store.observe(ok("a", at=i, tps=300))
+    stream = Live(sent_at=10, first_at=10, chunks=1)  # one token, then nothing
+    store.track("a", stream)
+    clock.advance(0.2)
+    assert store.snapshot(["a"]).estimates["a"].live_decode_tps is None  # too early to say
+    clock.advance(0.05)
+    # At most 1 token in 0.25 s: 4 tok/s, whatever comes next.
+    assert store.snapshot(["a"]).estimates["a"].live_decode_tps == pytest.approx(4)
+
+
+def test_streams_sent_before_a_later_healthy_answer_are_old_news() -> None:
+    """A trickle sent into a slowdown keeps trickling after the provider recovered; once a
+    request sent later came back well, the leftovers no longer speak for the deployment."""
+    clock = ManualClock(start=100)
+    store = StatsStore(clock)
+    for i in range(5):
+        store.observe(ok("a", at=i, tps=300))
+    leftover = Live(sent_at=100, first_at=100.2, chunks=3)
+    stalled = Live(sent_at=100, first_at=None, chunks=0)
+    store.track("a", leftover)
+    store.track("a", stalled)
+    clock.advance(5)
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.live_decode_tps == pytest.approx(2 / 4.8) and e.live_wait_s == pytest.approx(5)
+    store.observe(ok("a", at=clock.now(), tps=300, ttft=0.2, out=50))  # sent at ~104.6
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.live_decode_tps is None and e.live_wait_s is None and e.in_flight == 2

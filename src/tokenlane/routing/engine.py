@@ -372,6 +372,11 @@ class Engine:
         if timeout is None:
             timeout = ttft_timeout(candidate.estimate, request.prompt_tokens, self.health,
                                    failover.max_ttft_timeout_s)
+            if request.probe:
+                # A probe serves nobody: once its first token is overdue the answer (still
+                # unwell) is known, and the next recheck is what matters.
+                timeout = min(timeout, overdue_after(candidate.estimate, self.health)
+                              or timeout)
         ttft_budget = min(timeout, deadline - loop.time())
         upstream = None
         try:

@@ -74,8 +74,10 @@ class Prober:
                     continue
                 seen.add(d.id)
                 e = snapshot.estimates[d.id]
-                if e.in_flight or engine.circuits.rate_limited(d.id):
-                    continue  # being measured already, or asked us to stay away
+                if engine.circuits.rate_limited(d.id):
+                    continue  # it asked us to stay away
+                # (Users' streams in flight do not make a probe redundant: a stream sent into
+                # a slowdown stays slow after the deployment recovers.)
                 measured_at = None if e.age_s is None else now - e.age_s
                 if engine.rechecks.due(d.id, degraded(e, self.health), measured_at, now,
                                        hopeful=e.getting_better):

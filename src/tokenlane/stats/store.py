@@ -27,6 +27,8 @@ class StatsSettings:
     # A live stream counts once it has produced this many tokens or run this long.
     live_min_tokens: int = 8
     live_min_seconds: float = 1.0
+    # Before that, a stream counts with an upper bound on its speed once it has run this long.
+    live_bound_seconds: float = 0.25
     # Quantiles cost a sort and an exp() per sample: under load, recompute them at most this
     # often (new samples in between wait their turn; routing on 0.5 s old medians is fine).
     quantile_refresh_s: float = 0.5
@@ -108,6 +110,10 @@ class _DeploymentStats:
         # The latest attempt that got no first token before the gateway gave up on it (its
         # TTFT deadline, or a hedge that answered first): how long it waited, and when.
         self.overdue: tuple[float, float] | None = None
+        # When the latest attempts that measured a first token / a decode speed were sent:
+        # streams in flight sent before them are old news (see `StatsStore._live_signals`).
+        self.ttft_sent_at = float("-inf")
+        self.decode_sent_at = float("-inf")
         self.ttft = DecayedQuantiles(half_life)
         self.ttft_fit = DecayedRegression(half_life)
         self.decode = DecayedQuantiles(half_life)
@@ -155,6 +161,7 @@ class _DeploymentStats:
             self.ttft_seen.saw(at)
             self.ttft_fit.add(obs.prompt_tokens, obs.ttft_s, at)
             self.overdue = None
+            self.ttft_sent_at = max(self.ttft_sent_at, at - obs.total_s)
         elif obs.outcome == "timeout" and obs.total_s > 0:
             # No first token: not a TTFT sample (the real one is unknown, only longer), but
             # evidence that first tokens are late now, kept until one arrives again.
@@ -165,6 +172,7 @@ class _DeploymentStats:
                 self._quantiles = None
             self.decode.add(obs.decode_tps, at)
             self.decode_seen.saw(at)
+            self.decode_sent_at = max(self.decode_sent_at, at - obs.total_s)
         if obs.output_tokens > 0:
             # Weighted by tokens: sum(cost) / sum(tokens), both decayed alike.
             self.cost.add(obs.cost / obs.output_tokens * 1e6, at, weight=obs.output_tokens)
@@ -224,12 +232,14 @@ class StatsStore:
         stats = self._stats.get(deployment)
         live = self._live.get(deployment, ())
         per_chunk = self.tokens_per_chunk(deployment)
-        live_tps, live_wait = self._live_signals(live, now, per_chunk)
         if stats is None:
+            live_tps, live_wait = self._live_signals(live, now, per_chunk)
             return DeploymentEstimate(
                 deployment, 0, 0.0, None, True, None, None, 0.0, None, None, None, None, None,
                 None, len(live), live_tps, live_wait,
             )
+        live_tps, live_wait = self._live_signals(live, now, per_chunk, stats.ttft_sent_at,
+                                                 stats.decode_sent_at)
         ttft, decode = stats.quantiles(now, self.settings.quantile_refresh_s)
         age = None if stats.last_at is None else now - stats.last_at
         return DeploymentEstimate(
@@ -275,23 +285,38 @@ class StatsStore:
         return waited if now - at <= self.settings.bad_news_hold_s else None
 
     def _live_signals(
-        self, live: Iterable[LiveAttempt], now: float, tokens_per_chunk: float
+        self, live: Iterable[LiveAttempt], now: float, tokens_per_chunk: float,
+        ttft_sent_at: float = float("-inf"), decode_sent_at: float = float("-inf"),
     ) -> tuple[float | None, float | None]:
         """Median decode tokens/s of the streams in flight, and the longest wait for a first
         token. Streams count chunks, estimates count tokens: `tokens_per_chunk` (learnt from
-        finished attempts) converts, so a provider that packs tokens is not seen as slow."""
+        finished attempts) converts, so a provider that packs tokens is not seen as slow.
+
+        A stream sent before the latest finished attempt that measured the same thing is old
+        news: a trickle that began before a recovery goes on trickling after it (a provider
+        does not speed up a stream it already serves slowly), and once a later request has
+        shown the deployment well, those leftovers must not keep it demoted."""
         rates = []
         longest_wait = None
         s = self.settings
         for attempt in live:
             if attempt.first_at is None:
+                if attempt.sent_at < ttft_sent_at:
+                    continue
                 wait = now - attempt.sent_at
                 longest_wait = wait if longest_wait is None else max(longest_wait, wait)
+                continue
+            if attempt.sent_at < decode_sent_at:
                 continue
             elapsed = now - attempt.first_at
             enough = attempt.chunks >= s.live_min_tokens or elapsed >= s.live_min_seconds
             if enough and elapsed > 0:
                 rates.append(max(attempt.chunks - 1, 0) * tokens_per_chunk / elapsed)
+            elif elapsed >= s.live_bound_seconds:
+                # Too early for a rate, not for a bound: were a token to arrive this instant
+                # the stream would be going this fast, and it is going no faster. A trickle
+                # shows in a quarter of a second this way, not after a second or 8 tokens.
+                rates.append(attempt.chunks * tokens_per_chunk / elapsed)
         if not rates:
             return None, longest_wait
         rates.sort()

@@ -219,8 +219,10 @@ async def run_arm(job: dict[str, Any]) -> dict[str, Any]:
         for at, kind, what in events:
             await asyncio.sleep(max(0.0, start + at - loop.time()))
             if kind == 0:
+                what["best_before"] = best_now()
                 for change in what["changes"]:
                     sim.update(change.provider, **change.fields)
+                what["best_after"] = best_now()
             else:
                 tasks.append(asyncio.create_task(one_request(*what)))
         records = list(await asyncio.gather(*tasks))

@@ -68,15 +68,14 @@ def return_times(records: Sequence[RequestRecord], at: float) -> float | None:
 
 def _events(records: Sequence[RequestRecord], timeline: Sequence[dict[str, Any]]
             ) -> list[dict[str, Any]]:
-    """For each change whose instant moves the truly best provider: how long until routing
-    follows (leave after a degradation, return after a recovery)."""
+    """For each change that moves the truly best provider (for a typical request, just before
+    and just after it): how long until routing follows (leave after a degradation, return
+    after a recovery). Each request is then judged against its own truly best."""
     out = []
     for change in timeline:
         if not change["kind"]:
             continue
-        at = change["at"]
-        before = next((r.best for r in reversed(records) if r.at < at), None)
-        after = next((r.best for r in records if r.at >= at), None)
+        at, before, after = change["at"], change["best_before"], change["best_after"]
         moved = before is not None and after is not None and before != after
         out.append({"at": at, "kind": change["kind"], "provider": change["provider"],
                     "best_before": before, "best_after": after, "moved": moved,

@@ -142,8 +142,10 @@ def test_mid_stream_error_event_breaks_the_stream() -> None:
 def test_wrong_upstream_key_is_not_leaked() -> None:
     with anthropic_stack([CLAUDE.model_copy(update={"api_key": "another-key"})],
                          {"m": ["claude"]}) as s:
-        with pytest.raises(openai.AuthenticationError) as caught:
+        with pytest.raises(openai.APIStatusError) as caught:
             s.openai().chat.completions.create(model="m", messages=USER)
+        # Refused for its x-api-key (the simulated Anthropic provider reads no other header).
+        assert "x-api-key" in caught.value.response.text
         assert SIM_KEY not in caught.value.response.text
 
 

@@ -208,7 +208,8 @@ def test_bad_requests_are_anthropic_400s(gw, body: dict[str, Any], param: str) -
 
 def test_unparsable_body_is_anthropic_400(gw) -> None:
     response = httpx.post(f"{gw.url}/v1/messages", content=b"{not json",
-                          headers={"authorization": f"Bearer {MASTER_KEY}"})
+                          headers={"authorization": f"Bearer {MASTER_KEY}",
+                                   "content-type": "application/json"})
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
 
@@ -269,3 +270,25 @@ def test_models_list_the_surfaces_each_model_serves(gw) -> None:
     [card] = gw.openai().models.list().data
     assert card.id == "llama"
     assert card.model_extra["surfaces"] == ["chat.completions", "responses", "messages"]
+
+
+def deep(levels: int) -> Any:
+    value: Any = "x"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_hostile_bodies_are_4xx_in_anthropics_shape(gw, path: str) -> None:
+    auth = {"authorization": f"Bearer {MASTER_KEY}"}
+    nested = {"model": "llama", "max_tokens": 5, "messages": [
+        *USER, {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t", "name": "f", "input": deep(300)}]}]}
+    response = httpx.post(f"{gw.url}{path}", json=nested, headers=auth)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    # What a web page can POST cross-site without a preflight is refused.
+    response = httpx.post(f"{gw.url}{path}", content=json.dumps(nested),
+                          headers={**auth, "content-type": "text/plain"})
+    assert response.status_code == 415 and response.json()["type"] == "error"

@@ -178,3 +178,19 @@ def test_broken_stream_ends_with_error_and_failed() -> None:
     assert len(deltas) == 3
     assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
     assert events[-1]["response"]["status"] == "failed"
+
+
+def test_hostile_bodies_are_4xx(gw) -> None:
+    auth = {"authorization": f"Bearer {MASTER_KEY}"}
+    nested: Any = "x"
+    for _ in range(300):
+        nested = [nested]
+    body = {"model": "llama", "input": "Hi", "tools": [
+        {"type": "function", "name": "f", "parameters": {"type": "object", "default": nested}}]}
+    response = httpx.post(f"{gw.url}/v1/responses", json=body, headers=auth)
+    assert response.status_code == 400
+    validate_error(response.json())
+    response = httpx.post(f"{gw.url}/v1/responses", content=json.dumps({"model": "llama",
+                          "input": "Hi"}), headers={**auth, "content-type": "text/plain"})
+    assert response.status_code == 415
+    validate_error(response.json())

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidRequest, TokenlaneError
-from ..request import ChatRequest, prompt_tokens_estimate
+from ..request import ChatRequest, check_nesting, prompt_tokens_estimate
 from ..routing.engine import Engine
 from ..surfaces.messages_errors import anthropic_error
 from ..surfaces.messages_reply import message_from_completion
@@ -71,6 +71,7 @@ class CountTokens(_AnthropicErrors):
         self.engine = engine
 
     def prepare(self, body: dict[str, Any], headers: dict[bytes, bytes]) -> dict[str, Any]:
+        check_nesting(body)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequest("model: Field required", param="model")

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from ..errors import InvalidRequest, MethodNotAllowed, TokenlaneError
+from ..errors import InvalidRequest, MethodNotAllowed, TokenlaneError, UnsupportedMediaType
 from ..request import ChatRequest, chat_request_from_body
 from ..routing.engine import Engine
 from ..routing.stream import ChatStream, StreamBroken
@@ -25,6 +25,7 @@ from .chat import (
     ClientGone,
     Headers,
     _disconnected,
+    _is_json,
     _read_body,
     _route_headers,
     _send_json,
@@ -89,6 +90,10 @@ class SurfaceEndpoint:
             headers = dict(scope["headers"])
             self.auth.check(_text(headers.get(b"authorization")),
                             x_api_key=_text(headers.get(b"x-api-key")))
+            if not _is_json(headers.get(b"content-type")):
+                # As for chat: anything else is what a web page can send cross-site unasked.
+                raise UnsupportedMediaType(
+                    "The request body must be JSON, sent with Content-Type: application/json.")
             received_at = self.engine.clock.now()
             raw = await _read_body(receive, headers.get(b"content-length"), self.max_body_bytes)
             prepared = self.surface.prepare(_json_object(raw), headers)

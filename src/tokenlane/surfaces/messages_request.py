@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidRequest
+from ..request import check_nesting
 
 __all__ = ["chat_body_from_messages", "messages_of"]
 
@@ -37,6 +38,7 @@ _IGNORED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 def chat_body_from_messages(body: dict[str, Any]) -> dict[str, Any]:
     """The chat-completions body equivalent to the Messages `body`; InvalidRequest when a
     field is missing or has no chat equivalent. `provider` (routing options) is kept."""
+    check_nesting(body)  # before anything walks or re-encodes it
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model: Field required", param="model")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidRequest
+from ..request import check_nesting
 
 __all__ = ["chat_body_from_responses"]
 
@@ -38,6 +39,7 @@ _MESSAGE_ROLES = {"user": "user", "assistant": "assistant", "system": "system",
 def chat_body_from_responses(body: dict[str, Any]) -> dict[str, Any]:
     """The chat-completions body equivalent to the Responses `body`; InvalidRequest (400)
     naming the field for what this stateless gateway cannot do."""
+    check_nesting(body)  # before anything walks or re-encodes it
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model",

@@ -121,7 +121,8 @@ class Prober:
         self.engine.probing = True
         try:
             while True:
-                await self.engine.clock.sleep(self.settings.interval_s)
+                # The first round at once: a new gateway measures every deployment before
+                # users would have to find out which is which.
                 try:
                     await self.run_once()
                 except Exception as exc:  # noqa: BLE001 - a round must never take the gateway down

@@ -37,7 +37,7 @@ class Probing:
         await self.prober.wait_idle()
         return due[:started]
 
-    def estimate(self, deployment: str):  # noqa: ANN201 - a DeploymentEstimate
+    def estimate(self, deployment: str):
         return self.engine.stats.snapshot([deployment], self.engine.circuits.state
                                           ).estimates[deployment]
 

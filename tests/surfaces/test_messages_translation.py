@@ -245,3 +245,21 @@ def test_errors_take_anthropics_types_and_statuses() -> None:
         400, {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}})
     status, body = anthropic_error(_Broken("down"))
     assert status == 529 and body["error"]["type"] == "overloaded_error"
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
+def test_reasoning_becomes_thinking(key: str) -> None:
+    message = {**COMPLETION["choices"][0]["message"], key: "Think first."}
+    completion = {**COMPLETION, "choices": [{**COMPLETION["choices"][0], "message": message}]}
+    reply = message_from_completion(completion, "m")
+    assert reply["content"][0] == {"type": "thinking", "thinking": "Think first.",
+                                   "signature": ""}
+    Message.model_validate(reply)
+    events = run(MessagesStream("m", 1), [
+        chunk({key: "Think"}), chunk({key: " first."}), chunk({"content": "Answer."}),
+        chunk({}, finish="stop")])
+    starts = [d["content_block"]["type"] for n, d in events if n == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    thinking = "".join(d["delta"]["thinking"] for n, d in events
+                       if n == "content_block_delta" and d["delta"]["type"] == "thinking_delta")
+    assert thinking == "Think first."

@@ -187,3 +187,29 @@ def test_stream_failure_events() -> None:
     for _, data in events:
         validate("ResponseStreamEvent", data)
     assert [n for n, _ in events[-2:]] == ["error", "response.failed"]
+
+
+def test_reasoning_becomes_a_reasoning_item() -> None:
+    message = {**COMPLETION["choices"][0]["message"], "reasoning": "Oslo, then."}
+    completion = {**COMPLETION, "choices": [{**COMPLETION["choices"][0], "message": message}]}
+    response = response_from_completion(completion, ResponseEcho({}, "m"), 1.0)
+    assert [item["type"] for item in response["output"]] == [
+        "reasoning", "message", "function_call"]
+    assert response["output"][0]["content"] == [{"type": "reasoning_text", "text": "Oslo, then."}]
+    assert response["output"][1]["id"] == "msg_r1_1"
+    validate("Response", response)
+
+    stream = ResponsesStream(ResponseEcho({}, "m"), 1.0)
+    chunks = [chunk({"reasoning_content": "Hm"}), chunk({"reasoning_content": "m."}),
+              chunk({"content": "Yes."}), chunk({}, finish="stop")]
+    events = [e for c in chunks for e in stream.add(c)] + stream.finish()
+    for _, data in events:
+        validate("ResponseStreamEvent", data)
+    names = [n for n, _ in events]
+    assert names[2:7] == ["response.output_item.added", "response.reasoning_text.delta",
+                          "response.reasoning_text.delta", "response.reasoning_text.done",
+                          "response.output_item.done"]
+    final = events[-1][1]["response"]
+    assert final["output"][0]["content"][0]["text"] == "Hmm."
+    assert final["output"][1]["content"][0]["text"] == "Yes."
+    assert final["output"][0]["id"] != final["output"][1]["id"]

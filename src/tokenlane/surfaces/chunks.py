@@ -1,7 +1,7 @@
 """The walk every streamed surface makes over chat.completion.chunks (pure).
 
 Surfaces answer one completion per request, so only the first choice counts. A subclass says
-what to emit when the stream begins, for a piece of text and for a piece of a tool call; the
+what to emit when the stream begins, for a piece of reasoning, of text and of a tool call; the
 walk keeps the finish reason and the usage for the closing events.
 """
 
@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ChunkWalk", "Event"]
+__all__ = ["ChunkWalk", "Event", "reasoning_of"]
 
 Event = tuple[str, dict[str, Any]]  # (SSE event name, its JSON data)
+
+
+def reasoning_of(message: dict[str, Any]) -> str:
+    """A chat message's reasoning text (empty when none), under either provider's name."""
+    thought = message.get("reasoning_content") or message.get("reasoning")
+    return thought if isinstance(thought, str) else ""
 
 
 class ChunkWalk:
@@ -30,6 +36,9 @@ class ChunkWalk:
             if choice.get("index", 0) != 0:
                 continue  # n > 1 is never asked for by these surfaces
             delta = choice.get("delta") or {}
+            thought = reasoning_of(delta)
+            if thought:
+                events += self.reasoning(thought)
             if delta.get("content"):
                 events += self.text(delta["content"])
             for call in delta.get("tool_calls") or ():
@@ -45,6 +54,9 @@ class ChunkWalk:
         return events
 
     def begin(self, chunk: dict[str, Any]) -> list[Event]:
+        raise NotImplementedError
+
+    def reasoning(self, text: str) -> list[Event]:
         raise NotImplementedError
 
     def text(self, text: str) -> list[Event]:

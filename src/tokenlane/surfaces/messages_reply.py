@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from .chunks import reasoning_of
+
 __all__ = ["message_from_completion", "message_id", "stop_reason", "tool_input", "usage_of"]
 
 _STOP_REASONS = {
@@ -28,6 +30,11 @@ def message_from_completion(completion: dict[str, Any], model: str) -> dict[str,
     message = choices[0].get("message") or {}
     msg_id = message_id(completion.get("id"))
     content: list[dict[str, Any]] = []
+    thought = reasoning_of(message)
+    if thought:
+        # No signature: it is not Anthropic's thinking, and comes back to us only (where
+        # thinking blocks in the history are dropped).
+        content.append({"type": "thinking", "thinking": thought, "signature": ""})
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
     for i, call in enumerate(message.get("tool_calls") or ()):

@@ -3,9 +3,10 @@
 Anthropic's order, as its API sends it:
 
     message_start                          the message, empty content, stop_reason null
-    content_block_start (index 0)          {"type": "text", "text": ""} or a tool_use block
+    content_block_start (index 0)          {"type": "text", "text": ""}, a thinking block (a
+                                           reasoning model's reasoning) or a tool_use block
     ping
-    content_block_delta ...                text_delta / input_json_delta
+    content_block_delta ...                thinking_delta / text_delta / input_json_delta
     content_block_stop (index 0)
     content_block_start (index 1) ...      one block per text run or tool call
     message_delta                          stop_reason, stop_sequence, cumulative usage
@@ -35,7 +36,8 @@ class MessagesStream(ChunkWalk):
         self._input_estimate = input_tokens_estimate
         self._pinged = False
         self._blocks = 0  # content blocks opened so far
-        self._open: tuple[str, int] | None = None  # ("text", -1) or ("tool", chat call index)
+        # ("thinking", -1), ("text", -1) or ("tool", chat call index)
+        self._open: tuple[str, int] | None = None
         self._tool_blocks: dict[int, int] = {}  # chat tool-call index -> block index
         self._msg_id = message_id(None)
 
@@ -62,6 +64,14 @@ class MessagesStream(ChunkWalk):
             "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": self._input_estimate, "output_tokens": 0},
         }})]
+
+    def reasoning(self, text: str) -> list[Event]:
+        events: list[Event] = []
+        if self._open is None or self._open[0] != "thinking":
+            events += self._open_block(("thinking", -1),
+                                       {"type": "thinking", "thinking": "", "signature": ""})
+        events.append(self._delta(self._blocks - 1, {"type": "thinking_delta", "thinking": text}))
+        return events
 
     def text(self, text: str) -> list[Event]:
         events: list[Event] = []

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .chunks import reasoning_of
+
 __all__ = [
     "ResponseEcho",
     "function_call_item",
+    "item_id",
     "message_item",
-    "message_item_id",
     "output_text",
+    "reasoning_item",
     "response_from_completion",
     "response_id",
     "response_object",
@@ -83,9 +86,16 @@ def status_of(finish_reason: Any) -> tuple[str, str | None]:
     return "completed", None
 
 
-def message_item_id(resp_id: str, output_index: int) -> str:
-    base = "msg_" + resp_id.removeprefix("resp_")
+def item_id(prefix: str, resp_id: str, output_index: int) -> str:
+    """`msg_<id>` / `rs_<id>` for the first output item, `_<index>` appended after it."""
+    base = f"{prefix}_" + resp_id.removeprefix("resp_")
     return base if output_index == 0 else f"{base}_{output_index}"
+
+
+def reasoning_item(item_id: str, text: str | None, status: str) -> dict[str, Any]:
+    """A reasoning item carrying the model's reasoning text (no summary: none was made)."""
+    return {"type": "reasoning", "id": item_id, "summary": [], "status": status,
+            "content": [] if text is None else [{"type": "reasoning_text", "text": text}]}
 
 
 def message_item(item_id: str, text: str | None, status: str) -> dict[str, Any]:
@@ -129,8 +139,12 @@ def response_from_completion(completion: dict[str, Any], echo: ResponseEcho,
     resp_id = response_id(completion.get("id"))
     status, reason = status_of(choices[0].get("finish_reason"))
     output = []
+    thought = reasoning_of(message)
+    if thought:
+        output.append(reasoning_item(item_id("rs", resp_id, 0), thought, "completed"))
     if message.get("content"):
-        output.append(message_item(message_item_id(resp_id, 0), message["content"], status))
+        output.append(message_item(item_id("msg", resp_id, len(output)), message["content"],
+                                   status))
     for i, call in enumerate(message.get("tool_calls") or ()):
         function = call.get("function") or {}
         output.append(function_call_item(call.get("id") or f"call_{resp_id}_{i}",

@@ -3,6 +3,8 @@
 The order OpenAI's Responses API streams in, every event numbered by `sequence_number`:
 
     response.created, response.in_progress           status in_progress, no output yet
+    response.output_item.added (reasoning)           a reasoning model's thinking, if any:
+    response.reasoning_text.delta ... .done, response.output_item.done
     response.output_item.added                       a message item (or a function_call item)
     response.content_part.added                      an empty output_text part
     response.output_text.delta ...
@@ -24,9 +26,10 @@ from .chunks import ChunkWalk, Event
 from .responses_reply import (
     ResponseEcho,
     function_call_item,
+    item_id,
     message_item,
-    message_item_id,
     output_text,
+    reasoning_item,
     response_id,
     response_object,
     status_of,
@@ -42,7 +45,7 @@ class _Item:
     __slots__ = ("arguments", "call_id", "kind", "name", "text")
 
     def __init__(self, kind: str, call_id: str = "", name: str = "") -> None:
-        self.kind = kind  # "message" or "function_call"
+        self.kind = kind  # "reasoning", "message" or "function_call"
         self.call_id = call_id
         self.name = name
         self.text: list[str] = []
@@ -89,6 +92,20 @@ class ResponsesStream(ChunkWalk):
         return [self._event("response.created", {"response": shell}),
                 self._event("response.in_progress", {"response": shell})]
 
+    def reasoning(self, text: str) -> list[Event]:
+        events: list[Event] = []
+        item = self._open
+        if item is None or item.kind != "reasoning":
+            events += self._close()
+            item = self._open_item(_Item("reasoning"))
+            events.append(self._event("response.output_item.added", {
+                "output_index": len(self._items) - 1,
+                "item": reasoning_item(self._where("rs")["item_id"], None, "in_progress")}))
+        item.text.append(text)
+        events.append(self._event("response.reasoning_text.delta", {
+            **self._where("rs"), "content_index": 0, "delta": text}))
+        return events
+
     def text(self, text: str) -> list[Event]:
         events: list[Event] = []
         item = self._open
@@ -131,9 +148,10 @@ class ResponsesStream(ChunkWalk):
         self._open = item
         return item
 
-    def _where(self) -> dict[str, Any]:
+    def _where(self, prefix: str = "msg") -> dict[str, Any]:
+        """Where the newest item is (the open one): its id and output index."""
         index = len(self._items) - 1
-        return {"item_id": message_item_id(self._id, index), "output_index": index}
+        return {"item_id": item_id(prefix, self._id, index), "output_index": index}
 
     def _close(self) -> list[Event]:
         item = self._open
@@ -151,6 +169,12 @@ class ResponsesStream(ChunkWalk):
                 self._event("response.content_part.done", {
                     **where, "content_index": 0, "part": output_text(text)}),
             ]
+        elif item.kind == "reasoning":
+            text = "".join(item.text)
+            where = self._where("rs")
+            done = reasoning_item(where["item_id"], text, "completed")
+            events = [self._event("response.reasoning_text.done", {
+                **where, "content_index": 0, "text": text})]
         else:
             arguments = "".join(item.arguments)
             done = function_call_item(item.call_id, item.name, arguments, "completed")

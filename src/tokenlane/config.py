@@ -30,6 +30,7 @@ __all__ = [
     "ConfigError",
     "DeploymentSettings",
     "FailoverSettings",
+    "KeysSettings",
     "MetricsSettings",
     "ModelSettings",
     "ProviderSettings",
@@ -137,6 +138,9 @@ class PriceSettings(_Strict):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    # Cached prompt tokens (reported as usage.prompt_tokens_details.cached_tokens); unset:
+    # billed at the input price.
+    cached_input: float | None = Field(None, ge=0)
 
 
 class DeploymentSettings(_Strict):
@@ -236,13 +240,39 @@ class RoutingSettings(_Strict):
     health: HealthConfig = HealthConfig()
 
 
+class KeysSettings(_Strict):
+    """Virtual keys, budgets and the spend ledger (tokenlane.keys). Off unless enabled; then
+    keys are managed under /admin/ (master keys only) and kept in SQLite in `data_dir`."""
+
+    enabled: bool = False
+    store: Literal["sqlite"] = "sqlite"
+    data_dir: str = "tokenlane-data"  # relative: from the working directory
+    path: str = "keys.sqlite3"  # the SQLite file, inside data_dir unless absolute
+    # The most a request may produce when it sets no max_tokens: its budget reservation.
+    reserve_output_tokens: int = Field(4096, gt=0)
+    # The ledger is written off the request path, in batches: this often, or this many rows.
+    flush_interval_s: float = Field(0.5, gt=0)
+    flush_rows: int = Field(500, gt=0)
+
+    def db_path(self) -> str:
+        return os.path.join(self.data_dir, self.path)
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     providers: dict[str, ProviderSettings] = {}
     models: dict[str, ModelSettings] = Field(min_length=1)
     routing: RoutingSettings = RoutingSettings()
+    keys: KeysSettings = KeysSettings()
     # Simulated providers `tokenlane serve` starts beside the gateway (demo, tests, benchmarks).
     sim: SimSettings | None = None
+
+    @model_validator(mode="after")
+    def _keys_need_master_keys(self) -> Settings:
+        if self.keys.enabled and not self.server.auth.enabled:
+            raise ValueError("keys.enabled needs server.auth.enabled: master keys guard the "
+                             "admin API that manages virtual keys")
+        return self
 
     def check_not_serving_itself(self, catalog: Catalog, *, source: str = "<config>") -> None:
         """For the gateway (not the in-process Router, which listens nowhere): refuse a
@@ -274,7 +304,7 @@ class Settings(_Strict):
                         id=f"{dep.provider}/{dep.model}",
                         provider=provider,
                         upstream_model=dep.model,
-                        price=Price(dep.price.input, dep.price.output),
+                        price=Price(dep.price.input, dep.price.output, dep.price.cached_input),
                         context_window=dep.context_window,
                         capabilities=frozenset(dep.capabilities),
                         weight=dep.weight,

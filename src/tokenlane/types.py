@@ -13,6 +13,9 @@ class Price:
 
     input: float
     output: float
+    # Cached prompt tokens (a provider's prompt cache); None: billed as input. Priced in the
+    # spend ledger (tokenlane.keys.pricing).
+    cached_input: float | None = None
 
     def cost(self, prompt_tokens: float, output_tokens: float) -> float:
         return (prompt_tokens * self.input + output_tokens * self.output) / 1_000_000

@@ -1,0 +1,61 @@
+"""What a request cost, from the provider's own `usage` (pure).
+
+OpenAI's usage counts cached prompt tokens inside `prompt_tokens` (and in
+`prompt_tokens_details.cached_tokens`) and reasoning tokens inside `completion_tokens` (and in
+`completion_tokens_details.reasoning_tokens`). Cached tokens are billed at the deployment's
+`price.cached_input` when configured, else at the input price; reasoning tokens are output
+tokens and billed as such. The engine's own `Observation.cost` (routing's price signal) prices
+every prompt token at the input price; the ledger uses this instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..types import Price
+
+__all__ = ["Tokens", "cost_of", "tokens_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0  # part of `prompt`
+    reasoning: int = 0  # part of `completion`
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+def tokens_of(usage: dict[str, Any] | None, prompt: int = 0, completion: int = 0) -> Tokens:
+    """Token counts from an OpenAI usage object; `prompt`/`completion` (what the gateway
+    counted) where the usage is missing or says nothing."""
+    if not isinstance(usage, dict):
+        return Tokens(prompt, completion)
+    return Tokens(
+        prompt=_count(usage.get("prompt_tokens"), prompt),
+        completion=_count(usage.get("completion_tokens"), completion),
+        cached=_count(_detail(usage, "prompt_tokens_details", "cached_tokens"), 0),
+        reasoning=_count(_detail(usage, "completion_tokens_details", "reasoning_tokens"), 0),
+    )
+
+
+def cost_of(tokens: Tokens, price: Price) -> float:
+    """USD for `tokens` at `price` (per million tokens)."""
+    cached = min(tokens.cached, tokens.prompt)
+    cached_rate = price.input if price.cached_input is None else price.cached_input
+    return ((tokens.prompt - cached) * price.input + cached * cached_rate
+            + tokens.completion * price.output) / 1_000_000
+
+
+def _detail(usage: dict[str, Any], group: str, name: str) -> Any:
+    details = usage.get(group)
+    return details.get(name) if isinstance(details, dict) else None
+
+
+def _count(value: Any, default: int) -> int:
+    # The dialects check usage counts are integers (not booleans); be as strict here.
+    return value if type(value) is int and value >= 0 else default

@@ -1,0 +1,144 @@
+"""The default `KeyStore`: one SQLite file in WAL mode holding keys and the spend ledger.
+
+WAL lets the admin API read while the ledger writer commits; `synchronous=NORMAL` keeps every
+committed batch across a crash of the gateway (a power cut may lose the last ones). Each batch
+is one transaction, so a killed gateway leaves whole rows or none. One connection, shared
+under a lock, by whichever worker thread runs a call.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from .records import KeySpec, VirtualKey
+from .store import LedgerRow, SpendQuery
+
+__all__ = ["SqliteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL,
+    spec TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    request_id TEXT NOT NULL,
+    key_id TEXT,
+    model TEXT NOT NULL,
+    deployment TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    ttft_s REAL,
+    decode_tps REAL,
+    outcome TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    at REAL NOT NULL,
+    surface TEXT NOT NULL,
+    stream INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_key_at ON ledger (key_id, at);
+CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
+"""
+
+_COLUMNS = tuple(LedgerRow.__dataclass_fields__)
+_INSERT = (f"INSERT INTO ledger ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+_GROUP_EXPR = {"key": "key_id", "model": "model", "deployment": "deployment",
+               "day": "strftime('%Y-%m-%d', at, 'unixepoch')"}
+_FILTERS = (("key_id", "key_id = ?"), ("model", "model = ?"), ("deployment", "deployment = ?"),
+            ("since", "at >= ?"), ("until", "at < ?"))
+
+
+class SqliteStore:
+    def __init__(self, path: str) -> None:
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def load_keys(self) -> list[VirtualKey]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, secret_hash, prefix, created_at, revoked_at, spec FROM keys "
+                "ORDER BY created_at, id").fetchall()
+        return [VirtualKey(id=r[0], secret_hash=r[1], prefix=r[2], created_at=r[3],
+                           revoked_at=r[4], spec=KeySpec.model_validate_json(r[5]))
+                for r in rows]
+
+    def put_key(self, key: VirtualKey) -> None:
+        spec = orjson.dumps(key.spec.model_dump()).decode()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO keys (id, secret_hash, prefix, created_at, revoked_at, "
+                "spec) VALUES (?, ?, ?, ?, ?, ?)",
+                (key.id, key.secret_hash, key.prefix, key.created_at, key.revoked_at, spec))
+
+    def append(self, rows: Sequence[LedgerRow]) -> None:
+        values = [tuple(getattr(row, c) for c in _COLUMNS) for row in rows]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(_INSERT, values)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def spend(self, query: SpendQuery) -> list[dict[str, Any]]:
+        where, params = [], []
+        for field, clause in _FILTERS:
+            value = getattr(query, field)
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        group = _GROUP_EXPR[query.group_by] if query.group_by else "NULL"
+        sql = (f"SELECT {group}, COUNT(*), COALESCE(SUM(cost), 0), "
+               "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+               "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(reasoning_tokens), 0) "
+               f"FROM ledger {'WHERE ' + ' AND '.join(where) if where else ''} "
+               f"{'GROUP BY 1 ORDER BY 3 DESC' if query.group_by else ''}")
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        out = []
+        for r in rows:
+            row: dict[str, Any] = {query.group_by: r[0]} if query.group_by else {}
+            row.update(requests=r[1], cost_usd=r[2], prompt_tokens=r[3],
+                       completion_tokens=r[4], cached_tokens=r[5], reasoning_tokens=r[6])
+            out.append(row)
+        return out
+
+    def spent_by_key(self, since: float) -> dict[str, float]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key_id, SUM(cost) FROM ledger WHERE at >= ? AND key_id IS NOT NULL "
+                "GROUP BY key_id", (since,)).fetchall()
+        return {key_id: cost for key_id, cost in rows}
+
+    def rows(self, limit: int = 1000) -> list[LedgerRow]:
+        """The latest ledger rows, newest first (the admin API's request listing)."""
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM ledger ORDER BY at DESC, rowid DESC "
+                "LIMIT ?", (limit,)).fetchall()
+        return [LedgerRow(*r[:-1], stream=bool(r[-1])) for r in found]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

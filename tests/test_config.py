@@ -180,7 +180,7 @@ def test_shipped_configs_are_valid() -> None:
     demo.resolve({})
     real = load_settings(config_file("tokenlane.yaml"))
     keys = {"CEREBRAS_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY", "FIREWORKS_API_KEY",
-            "OPENAI_API_KEY"}
+            "DEEPINFRA_TOKEN", "OPENROUTER_API_KEY"}
     real.resolve({k: "x" for k in keys})
 
 
@@ -191,6 +191,5 @@ def test_default_is_demo_without_keys_and_real_with_them() -> None:
     assert settings.sim is None and "groq" in label
     assert set(settings.providers) == {"groq"}
     catalog = settings.resolve({"GROQ_API_KEY": "g"})
-    assert [d.id for d in catalog.models["llama-3.3-70b"].deployments] == [
-        "groq/llama-3.3-70b-versatile"]
-    assert "gpt-4o-mini" not in catalog.models
+    assert [d.id for d in catalog.models["gpt-oss-120b"].deployments] == [
+        "groq/openai/gpt-oss-120b"]

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .presets import PRESETS
+from .capabilities import ALL_FEATURES, LimitParam, ParamRules, UnsupportedRule
+from .presets import PRESETS, Preset
 from .sim import SimSettings
 from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
 from .yamlfile import ConfigError, describe_validation_error, locate, read_yaml
@@ -120,6 +121,8 @@ class ProviderSettings(_Strict):
     max_connections: int = Field(4096, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
     max_event_bytes: int = Field(1024 * 1024, ge=1024, description="cap on one SSE event")
+    # Query parameters on every request (Azure's api-version); merged over the preset's.
+    query: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _known_preset(self) -> ProviderSettings:
@@ -127,6 +130,8 @@ class ProviderSettings(_Strict):
             raise ValueError(f"unknown preset {self.preset!r} (known: {', '.join(sorted(PRESETS))})")
         if self.preset is None and self.base_url is None:
             raise ValueError("give either 'preset' or 'base_url'")
+        if self.preset is not None and self.base_url is None and PRESETS[self.preset].base_url is None:
+            raise ValueError(f"preset {self.preset!r} needs 'base_url' (the account's own address)")
         both = {h.lower() for h in self.headers} & {h.lower() for h in self.headers_env}
         if both:
             raise ValueError(f"header(s) {', '.join(sorted(both))} in both headers and headers_env")
@@ -148,8 +153,33 @@ class DeploymentSettings(_Strict):
     model: str = Field(min_length=1, description="the model id the provider knows")
     price: PriceSettings
     context_window: int | None = Field(None, gt=0)
-    capabilities: list[str] = []
+    # Features it supports (tokenlane.capabilities.ALL_FEATURES); unset: the preset's.
+    capabilities: list[str] | None = None
     weight: float = Field(1.0, gt=0, description="share for the static `weighted` policy")
+    # Parameter hygiene; unset: the preset's (see tokenlane.capabilities).
+    unsupported: UnsupportedRule | None = None
+    limit_param: LimitParam | None = None
+    max_output_tokens: int | None = Field(
+        None, gt=0, description="cap on the output limit sent (Cerebras admits on it)")
+
+    @model_validator(mode="after")
+    def _known_capabilities(self) -> DeploymentSettings:
+        unknown = sorted(set(self.capabilities or ()) - ALL_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown capabilities {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(ALL_FEATURES))})")
+        return self
+
+    def resolve_rules(self, preset: Preset | None) -> tuple[frozenset[str] | None, ParamRules]:
+        """Capabilities and parameter rules: this deployment's settings over its preset's."""
+        base = preset.rules if preset is not None else ParamRules()
+        rules = ParamRules(
+            limit_param=self.limit_param or base.limit_param,
+            unsupported=self.unsupported or base.unsupported,
+            max_output_tokens=self.max_output_tokens or base.max_output_tokens)
+        if self.capabilities is not None:
+            return frozenset(self.capabilities), rules
+        return (preset.capabilities if preset is not None else None), rules
 
 
 class FailoverSettings(_Strict):
@@ -299,6 +329,8 @@ class Settings(_Strict):
                         f"{source}: models.{model_name}.deployments[{i}].provider: "
                         f"unknown provider {dep.provider!r} (known: {known})"
                     )
+                spec = self.providers[dep.provider]
+                capabilities, rules = dep.resolve_rules(PRESETS.get(spec.preset or ""))
                 deployments.append(
                     Deployment(
                         id=f"{dep.provider}/{dep.model}",
@@ -306,8 +338,9 @@ class Settings(_Strict):
                         upstream_model=dep.model,
                         price=Price(dep.price.input, dep.price.output, dep.price.cached_input),
                         context_window=dep.context_window,
-                        capabilities=frozenset(dep.capabilities),
+                        capabilities=capabilities,
                         weight=dep.weight,
+                        rules=rules,
                     )
                 )
             ids = [d.id for d in deployments]
@@ -364,6 +397,8 @@ def _resolve_provider(
         max_connections=spec.max_connections,
         connect_timeout_s=spec.connect_timeout_s,
         max_event_bytes=spec.max_event_bytes,
+        auth_header=preset.auth_header if preset else "authorization",
+        query=tuple({**(preset.query if preset else {}), **spec.query}.items()),
     )
 
 

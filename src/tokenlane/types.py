@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .capabilities import DEFAULT_RULES, ParamRules
+
 __all__ = ["Catalog", "Deployment", "Failover", "ModelRoute", "Price", "Provider"]
 
 
@@ -32,6 +34,10 @@ class Provider:
     max_connections: int = 4096
     connect_timeout_s: float = 5.0
     max_event_bytes: int = 1024 * 1024  # one SSE event longer than this is a bad answer
+    # The header the key goes in: `authorization` carries `Bearer <key>`, any other name
+    # (Azure's `api-key`) the bare key; and query parameters every request carries.
+    auth_header: str = "authorization"
+    query: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +49,10 @@ class Deployment:
     upstream_model: str
     price: Price
     context_window: int | None = None
-    capabilities: frozenset[str] = frozenset()
+    # Features it supports (tokenlane.capabilities); None: unknown, assumed to accept all.
+    capabilities: frozenset[str] | None = None
     weight: float = 1.0  # for the static `weighted` policy
+    rules: ParamRules = DEFAULT_RULES  # limit parameter, unsupported-parameter rule, cap
 
 
 @dataclass(frozen=True, slots=True)

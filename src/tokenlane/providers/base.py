@@ -25,6 +25,8 @@ class UpstreamError(Exception):
     outcome = "error"
     status: int | None = None
     retry_after: float | None = None
+    # The answer's response headers when there was an answer (rate limits: capacity.py).
+    headers: Any = ()
 
 
 class UpstreamConnectError(UpstreamError):

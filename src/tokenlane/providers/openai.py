@@ -78,6 +78,11 @@ class OpenAIStream:
         self._max_event_bytes = max_event_bytes
         self.completed = False
 
+    @property
+    def headers(self) -> httpx.Headers:
+        """The response headers (rate limits: see providers.headroom)."""
+        return self._response.headers
+
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         async for batch in self.batches():
             for chunk in batch:
@@ -240,7 +245,9 @@ async def _http_error(response: httpx.Response, secret: str | None) -> UpstreamH
     if isinstance(err, dict) and isinstance(err.get("message"), str):
         body = {**body, "error": {**err, "message": redact(err["message"], secret)}}
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    return UpstreamHTTPError(response.status_code, body, retry_after)
+    error = UpstreamHTTPError(response.status_code, body, retry_after)
+    error.headers = response.headers  # rate-limit headers ride on 429s too
+    return error
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -60,8 +60,10 @@ def build_transport(provider: Provider, kind: str = "aiohttp") -> httpx.AsyncBas
 
 
 def upstream_url(provider: Provider, path: str) -> httpx.URL:
-    """`path` under the provider's base URL, as httpx's `base_url` would join them."""
-    return httpx.URL(provider.base_url.rstrip("/") + "/" + path.lstrip("/"))
+    """`path` under the provider's base URL, as httpx's `base_url` would join them, with the
+    provider's fixed query parameters (Azure's api-version)."""
+    url = httpx.URL(provider.base_url.rstrip("/") + "/" + path.lstrip("/"))
+    return url.copy_merge_params(dict(provider.query)) if provider.query else url
 
 
 def upstream_headers(provider: Provider, url: httpx.URL, accept: str) -> httpx.Headers:
@@ -77,7 +79,10 @@ def upstream_headers(provider: Provider, url: httpx.URL, accept: str) -> httpx.H
     })
     headers.update(dict(provider.headers))
     if provider.api_key:
-        headers["authorization"] = f"Bearer {provider.api_key}"
+        if provider.auth_header == "authorization":
+            headers["authorization"] = f"Bearer {provider.api_key}"
+        else:  # Azure's `api-key`: the bare key
+            headers[provider.auth_header] = provider.api_key
     return headers
 
 

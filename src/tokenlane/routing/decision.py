@@ -10,7 +10,9 @@ Header format (compact, one line, `; `-separated fields):
 re-measurement and no prober running), `trial` (its circuit's half-open trial), `probe` (the
 gateway's own re-measurement), `order` (the request's order) or `only` (a single candidate
 left). `demoted=` lists deployments put last whatever the policy said (`first token overdue`,
-`trickling`, `failing`); `note=` what happened after planning (a non-streaming request
+`trickling`, `failing`, `does not support logprobs`, `no headroom ...`); `excluded=` deployments
+left out for what the request uses; `dropped=` parameters left out of one deployment's body
+(`groq/x logprobs+logit_bias`); `note=` what happened after planning (a non-streaming request
 restarted elsewhere because its first deployment was trickling). Candidates are listed
 best first (at most five); `ttft` seconds at p50 for this prompt, `tps` decode tokens/s,
 `usd` predicted cost of this request, `n` samples behind the estimate (0 = prior).
@@ -37,6 +39,10 @@ class Decision:
     demoted: tuple[tuple[str, str], ...] = ()
     # What happened after planning that the client should know (a restart elsewhere).
     notes: tuple[str, ...] = ()
+    # Deployments left out for what the request uses, and why (tokenlane.capabilities).
+    excluded: tuple[tuple[str, str], ...] = ()
+    # Parameters left out of the body sent to a deployment (its `drop` rule), comma-joined.
+    dropped: tuple[tuple[str, str], ...] = ()
 
     @property
     def chosen(self) -> str:
@@ -53,6 +59,10 @@ class Decision:
                f"candidates={','.join(parts)}")
         if self.demoted:
             out += "; demoted=" + ",".join(f"{d} {reason}" for d, reason in self.demoted)
+        if self.excluded:
+            out += "; excluded=" + ",".join(f"{d} {_header_safe(r)}" for d, r in self.excluded)
+        if self.dropped:
+            out += "; dropped=" + ",".join(f"{d} {f.replace(',', '+')}" for d, f in self.dropped)
         for note in self.notes:
             out += f"; note={_header_safe(note)}"
         return out
@@ -64,6 +74,8 @@ class Decision:
             "why": self.why,
             "demoted": [{"deployment": d, "reason": r} for d, r in self.demoted],
             "notes": list(self.notes),
+            "excluded": [{"deployment": d, "reason": r} for d, r in self.excluded],
+            "dropped": [{"deployment": d, "parameters": f.split(",")} for d, f in self.dropped],
             "candidates": [
                 {
                     "deployment": c.deployment.id,

@@ -21,6 +21,8 @@ from typing import Any
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from ..assemble import CompletionAssembler
+from ..capabilities import prepare
+from ..capacity import HeadroomBoard
 from ..clock import Clock, MonotonicClock
 from ..errors import Attempt, ModelNotFound, NoDeploymentAvailable, UpstreamRejected
 from ..providers import build_dialect
@@ -31,6 +33,8 @@ from ..providers.base import (
     UpstreamHTTPError,
     UpstreamTimeout,
 )
+from ..providers.headroom import classify_429, parse_rate_limits, retry_after_429
+from ..providers.refusals import classify_refusal
 from ..request import ChatRequest, chat_request_from_body
 from ..stats.observation import Observation
 from ..stats.store import StatsSettings, StatsStore
@@ -52,6 +56,8 @@ log = logging.getLogger("tokenlane.engine")
 # Upstream 4xx that are worth another try elsewhere; every other 4xx says the request itself is
 # wrong, would fail the same way anywhere, and goes back to the client unchanged.
 _RETRYABLE_4XX = frozenset({408, 409, 429})
+# A deployment whose model the provider says is gone is kept last this long, then re-checked.
+_UNAVAILABLE_RECHECK_S = 300.0
 
 
 class Completion:
@@ -95,6 +101,8 @@ class Engine:
         self.hedges = hedge_budget or HedgeBudget(0.1)
         self.health = health or HealthSettings()
         self.rechecks = rechecks or RecheckSchedule()
+        # What providers said is left of their limits; retired models (capacity.py).
+        self.headroom = HeadroomBoard(self.clock)
         # Set while the active prober runs: rechecks are its job then, not users'.
         self.probing = False
         self.rng = rng or random.Random()
@@ -115,9 +123,12 @@ class Engine:
         snapshot = self.stats.snapshot(
             (d.id for d in route.deployments), circuit=self.circuits.state)
         due = None if self.probing or request.probe else self._rechecks_due(snapshot)
+        # Admission counts input plus the output limit (Cerebras): that is what must fit.
+        need = request.prompt_tokens + expected_output_tokens(route, request)
+        no_room = self.headroom.no_room((d.id for d in route.deployments), need)
         decision = plan(route, request, request.options, snapshot, self.rng, self.planner,
                         sort=request.sort, health=self.health, probing=self.probing,
-                        recheck_due=due)
+                        recheck_due=due, no_room=no_room)
         if decision.why == "recheck":
             self.rechecks.sent(decision.chosen, snapshot.at)
         if log.isEnabledFor(logging.DEBUG):
@@ -291,6 +302,12 @@ class Engine:
                         return await self._attempt(run)
         except (AttemptFailed, _PlanExhausted):
             pass
+        if run.refused is not None and all(a.outcome == "4xx" for a in run.attempts):
+            # Every deployment tried refused it as "not here": the client gets the last
+            # provider's own answer, as for any upstream 4xx.
+            deployment, exc = run.refused
+            raise UpstreamRejected(exc.status or 400, exc.body, deployment,
+                                   tuple(run.attempts)) from exc
         raise self._all_failed(run.request.model, run.attempts, walk)
 
     async def _attempt(self, run: _Run) -> ChatStream:
@@ -384,6 +401,7 @@ class Engine:
                 async with asyncio.timeout(ttft_budget):
                     upstream = await dialect.open_stream(
                         upstream_body(request, deployment), failover.connect_timeout_s)
+                    self._heard(deployment.id, upstream)
                     batches = upstream.batches()
                     head: list[dict[str, Any]] = []
                     # Hold back what precedes the first token (role-only chunks): until a
@@ -404,10 +422,14 @@ class Engine:
         except UpstreamError as exc:
             if upstream is not None:
                 await upstream.aclose()
+            refused = self._refused(deployment.id, exc)
+            if refused is not None and isinstance(exc, UpstreamHTTPError):
+                run.refused = (deployment.id, exc)
             self.finish_attempt(meter, exc.outcome, exc.status, exc.retry_after)
             attempt = Attempt(deployment.id, exc.outcome, exc.status, str(exc))
             run.attempts.append(attempt)
-            if isinstance(exc, UpstreamHTTPError) and _is_client_fault(exc.status or 0):
+            if (isinstance(exc, UpstreamHTTPError) and _is_client_fault(exc.status or 0)
+                    and refused is None):
                 raise UpstreamRejected(exc.status or 400, exc.body, deployment.id,
                                        tuple(run.attempts)) from exc
             log.info("attempt failed: %s", attempt.describe())
@@ -417,6 +439,37 @@ class Engine:
                 await upstream.aclose()
             self.finish_attempt(meter, "timeout" if meter.overdue() else "cancelled", None)
             raise
+
+    def _heard(self, deployment: str, upstream: Any) -> None:
+        """A 2xx answer: its rate-limit headers update the deployment's headroom."""
+        headers = getattr(upstream, "headers", None)
+        if headers:
+            self.headroom.observe(deployment, parse_rate_limits(headers))
+        self.headroom.available(deployment)
+
+    def _refused(self, deployment: str, exc: UpstreamError) -> str | None:
+        """Read what a failed answer says about the deployment (headroom, 429 kind, a
+        provider's refusal); the refusal kind when it is one (then the request moves on)."""
+        if not isinstance(exc, UpstreamHTTPError):
+            return None
+        limits = parse_rate_limits(exc.headers) if exc.headers else ()
+        self.headroom.observe(deployment, limits)
+        if exc.status == 429:
+            kind = classify_429(exc.body)
+            exc.retry_after = retry_after_429(kind, exc.retry_after, limits)
+            if kind == "quota" and exc.retry_after:
+                self.headroom.exhausted(deployment, exc.retry_after)
+            return None
+        refusal = classify_refusal(exc.status or 0, exc.body)
+        if refusal == "model_unavailable":
+            self.headroom.unavailable(deployment, f"model unavailable upstream ({exc.status})",
+                                      _UNAVAILABLE_RECHECK_S)
+            log.warning("deployment %s: model unavailable upstream (HTTP %s); kept last for "
+                        "%.0fs", deployment, exc.status, _UNAVAILABLE_RECHECK_S)
+        elif refusal is not None:
+            log.info("deployment %s refused a parameter (HTTP %s): trying the next one",
+                     deployment, exc.status)
+        return refusal
 
     def finish_attempt(
         self, meter: AttemptMeter, outcome: str, status: int | None,
@@ -504,6 +557,8 @@ class _Run:
     attempts: list[Attempt] = field(default_factory=list)
     decision_output_tokens: int = 256  # what the plan's predictions assumed
     notes: list[str] = field(default_factory=list)  # for the decision record
+    # The latest "not here" refusal (providers/refusals.py), answered if nothing else works.
+    refused: tuple[str, UpstreamHTTPError] | None = None
 
 
 async def _cancel_losers(tasks: list[asyncio.Task[ChatStream]]) -> None:
@@ -525,6 +580,7 @@ def upstream_body(request: ChatRequest, deployment: Deployment) -> dict[str, Any
     """The client's body with the upstream model id, always streamed with usage (to measure)."""
     body = dict(request.body)
     body["model"] = deployment.upstream_model
+    prepare(body, deployment)  # its limit parameter, cap and dropped parameters
     body["stream"] = True
     options = body.get("stream_options")
     body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {

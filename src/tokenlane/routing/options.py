@@ -92,6 +92,8 @@ class RoutingOptions(_Strict):
     only: list[str] | None = Field(None, strict=False)
     ignore: list[str] | None = Field(None, strict=False)
     allow_fallbacks: bool = True
+    # Only deployments that support every parameter the request uses (tokenlane.capabilities).
+    require_parameters: bool = False
     sort: Sort | None = None
     max_price: MaxPrice | None = None
     preferred_min_throughput: Throughput | None = None

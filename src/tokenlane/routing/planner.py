@@ -29,10 +29,11 @@ recheck is due), and a probe's good news is confirmed by a user's request.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..errors import NoDeploymentAvailable
+from ..capabilities import screen, unsupported_param
+from ..errors import InvalidRequest, NoDeploymentAvailable
 from ..request import ChatRequest
 from ..stats.snapshot import DeploymentEstimate, Snapshot
 from ..types import ModelRoute
@@ -82,10 +83,12 @@ def plan(
     health: HealthSettings = _NO_HEALTH,
     probing: bool = False,
     recheck_due: frozenset[str] | None = None,
+    no_room: Mapping[str, str] | None = None,
 ) -> Decision:
     """The ordered plan for one request. `probing`: an active prober re-measures demoted and
     idle deployments, so users are not sent to explore; otherwise `recheck_due` names the
-    deployments a user's request may re-measure (one at a time)."""
+    deployments a user's request may re-measure (one at a time). `no_room`: deployments whose
+    provider-reported headroom cannot take this request now, and why (they go last)."""
     policy_name = options.sort or sort or route.policy
     output_tokens = expected_output_tokens(route, request)
     estimates = [snapshot.get(d.id) for d in route.deployments]
@@ -94,6 +97,16 @@ def plan(
         Candidate(d, predict(d, e, request.prompt_tokens, output_tokens, prior), e)
         for d, e in zip(route.deployments, estimates, strict=True)
     ]
+    # Capabilities first: a deployment that cannot serve what the request uses is out (rule
+    # `reject`, or `require_parameters`) or goes after those that can (see capabilities).
+    fit = screen(route.deployments, request.body, require_parameters=options.require_parameters)
+    if fit.excluded:
+        candidates = [c for c in candidates if c.deployment.id not in fit.excluded]
+        if not candidates:
+            raise InvalidRequest(
+                f"No deployment of {route.name} supports this request: "
+                + "; ".join(f"{d} {why}" for d, why in fit.excluded.items()),
+                param=unsupported_param(fit.used), code="unsupported_parameter")
     candidates, unproven = _filter(candidates, options, request.prompt_tokens, settings)
     if not candidates:
         raise NoDeploymentAvailable(
@@ -112,12 +125,17 @@ def plan(
     gate = policy_name not in _UNGATED_POLICIES
     sick = {c.deployment.id: why for c in ranked
             if gate and (why := unhealthy(c.estimate, health)) is not None}
+    for reasons in (fit.demoted, no_room or {}):
+        for d, reason in reasons.items():
+            sick.setdefault(d, reason)
     mode = _Exploring(explore=policy_name not in STATIC_POLICIES, probing=probing,
                       recheck_due=recheck_due or frozenset())
     ranked, why = _arrange(ranked, options, settings, rng, unproven, sick, mode, gate)
     if not options.allow_fallbacks:
         ranked = ranked[:1]
-    return Decision(policy_name, why, tuple(ranked), demoted=tuple(sick.items()))
+    return Decision(policy_name, why, tuple(ranked), demoted=tuple(sick.items()),
+                    excluded=tuple(fit.excluded.items()),
+                    dropped=tuple((d, ",".join(sorted(f))) for d, f in fit.dropped.items()))
 
 
 @dataclass(frozen=True, slots=True)

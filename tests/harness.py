@@ -51,7 +51,8 @@ def gateway_config(
     sim_url: str,
     models: Mapping[str, Sequence[str]],
     *,
-    prices: Mapping[str, tuple[float, float]] | None = None,
+    # (input, output) per provider; a tuple of three adds the cached-input price.
+    prices: Mapping[str, tuple[float, ...]] | None = None,
     auth: bool = True,
     extra: Mapping[str, Any] | None = None,
     model_extra: Mapping[str, Any] | None = None,
@@ -65,8 +66,8 @@ def gateway_config(
             model: {
                 "deployments": [
                     {"provider": p, "model": f"{p}-{model}",
-                     "price": dict(zip(("input", "output"),
-                                       (prices or {}).get(p, DEFAULT_PRICES[i % 4]), strict=True))}
+                     "price": dict(zip(("input", "output", "cached_input"),
+                                       (prices or {}).get(p, DEFAULT_PRICES[i % 4])))}
                     for i, p in enumerate(names)
                 ],
                 **(model_extra or {}),

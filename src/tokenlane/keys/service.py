@@ -26,7 +26,7 @@ from .limiter import LocalLimiter
 from .records import PERIODS, KeySpec, VirtualKey
 from .secrets import hash_secret, key_id_of, new_key_id, new_secret, secret_matches, shown_prefix
 from .sqlite import SqliteStore
-from .store import KeyStore, Limiter, SpendQuery
+from .store import KeyStore, LedgerRow, Limiter, SpendQuery
 
 __all__ = ["KeyNotFound", "KeyService"]
 
@@ -152,6 +152,15 @@ class KeyService:
     async def spend(self, query: SpendQuery) -> list[dict[str, Any]]:
         await self.ledger.flush()  # every request that has ended is in the answer
         return await self._offload(self._store.spend, query)  # type: ignore[no-any-return]
+
+    async def requests(self, limit: int, key_id: str | None = None) -> list[LedgerRow]:
+        """The latest requests' ledger rows, newest first."""
+        await self.ledger.flush()
+        return await self._offload(self._store.latest, limit, key_id)  # type: ignore[no-any-return]
+
+    def now(self) -> float:
+        """Wall-clock Unix seconds, as budgets count them."""
+        return self._wall()
 
     async def _put(self, key: VirtualKey) -> None:
         await self._offload(self._store.put_key, key)

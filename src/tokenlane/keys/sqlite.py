@@ -131,12 +131,12 @@ class SqliteStore:
                 "GROUP BY key_id", (since,)).fetchall()
         return {key_id: cost for key_id, cost in rows}
 
-    def rows(self, limit: int = 1000) -> list[LedgerRow]:
-        """The latest ledger rows, newest first (the admin API's request listing)."""
+    def latest(self, limit: int, key_id: str | None = None) -> list[LedgerRow]:
+        where, params = ("WHERE key_id = ? ", [key_id]) if key_id is not None else ("", [])
         with self._lock:
             found = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM ledger ORDER BY at DESC, rowid DESC "
-                "LIMIT ?", (limit,)).fetchall()
+                f"SELECT {', '.join(_COLUMNS)} FROM ledger {where}"
+                "ORDER BY at DESC, rowid DESC LIMIT ?", (*params, limit)).fetchall()
         return [LedgerRow(*r[:-1], stream=bool(r[-1])) for r in found]
 
     def close(self) -> None:

@@ -78,6 +78,10 @@ class KeyStore(Protocol):
         """USD per key in the ledger from `since` on."""
         ...
 
+    def latest(self, limit: int, key_id: str | None = None) -> list[LedgerRow]:
+        """The newest ledger rows (of one key), newest first."""
+        ...
+
     def close(self) -> None: ...
 
 

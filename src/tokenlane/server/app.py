@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,12 +15,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from ..clock import Clock
+from ..clock import Clock, MonotonicClock
 from ..config import Settings
 from ..errors import TokenlaneError, error_body
+from ..keys import OPEN_GATE, KeyService
 from ..metrics import Metrics
 from ..routing.build import build_engine, build_prober
+from ..stats.observation import Observation
 from ..types import Catalog
+from .admin import admin_router
 from .auth import Authenticator
 from .chat import CHAT_PATH, ChatCompletions
 from .messages import CountTokens, Messages
@@ -47,8 +50,11 @@ def create_app(
     settings.check_not_serving_itself(catalog, source=source)
     deployment_ids = [d.id for m in catalog.models.values() for d in m.deployments]
     metrics = Metrics(lambda: engine.stats.snapshot(deployment_ids))
+    clock = clock or MonotonicClock()
+    keys = KeyService.open(settings.keys, catalog, clock) if settings.keys.enabled else None
     engine = build_engine(settings, catalog, clock=clock, rng=rng,
-                          on_observation=metrics.observe,
+                          on_observation=metrics.observe if keys is None
+                          else _each(metrics.observe, keys.gate.observe),
                           on_overhead=metrics.overhead.observe,
                           on_hedge=metrics.on_hedge)
     metrics.watch_circuits(engine.circuits, deployment_ids)
@@ -57,19 +63,24 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         probing = asyncio.create_task(prober.run()) if prober.settings.enabled else None
+        if keys is not None:
+            keys.start()
         try:
             yield
         finally:
             if probing is not None:
                 probing.cancel()
             await engine.aclose()
+            if keys is not None:
+                await keys.stop()  # the ledger's last rows
 
-    auth = Authenticator(settings.server.auth, env, source=source)
+    auth = Authenticator(settings.server.auth, env, source=source, keys=keys)
+    gate = keys.gate if keys is not None else OPEN_GATE
     limit = settings.server.max_body_bytes
     surfaces = [Messages(), CountTokens(engine), Responses()]
     app = Gateway(
-        ChatCompletions(engine, auth, limit),
-        {s.path: SurfaceEndpoint(s, engine, auth, limit) for s in surfaces},
+        ChatCompletions(engine, auth, limit, gate=gate),
+        {s.path: SurfaceEndpoint(s, engine, auth, limit, gate=gate) for s in surfaces},
         title="tokenlane", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
     )
     app.state.settings = settings
@@ -77,8 +88,11 @@ def create_app(
     app.state.metrics = metrics
     app.state.prober = prober
     app.state.auth = auth
+    app.state.keys = keys
     app.state.model_cards = [_model_card(name) for name in catalog.models]
     app.include_router(router)
+    if keys is not None:
+        app.include_router(admin_router)
     app.add_exception_handler(TokenlaneError, _tokenlane_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(RequestContextMiddleware)
@@ -103,6 +117,14 @@ class Gateway(FastAPI):
             await self.surfaces[scope["path"]](scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+def _each(*observers: Callable[[Observation], None]) -> Callable[[Observation], None]:
+    def observe(observation: Observation) -> None:
+        for observer in observers:
+            observer(observation)
+
+    return observe
 
 
 # Every surface translates to chat, so every model serves all of them (our extension of the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Iterable
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from ..errors import BodyTooLarge, MethodNotAllowed, TokenlaneError, UnsupportedMediaType
+from ..keys.admission import OPEN_GATE, Gate, OpenGate, request_id_of
 from ..request import parse_chat_request
 from ..routing.decision import Decision
 from ..routing.engine import Engine
@@ -44,19 +46,22 @@ class ClientGone(asyncio.CancelledError):
 
 
 class ChatCompletions:
-    """The chat completions endpoint over `engine`, guarded by `auth`, bodies up to a limit."""
+    """The chat completions endpoint over `engine`, guarded by `auth` and a key's limits
+    (`gate`), bodies up to a limit."""
 
-    def __init__(self, engine: Engine, auth: Authenticator, max_body_bytes: int) -> None:
+    def __init__(self, engine: Engine, auth: Authenticator, max_body_bytes: int,
+                 *, gate: Gate | OpenGate = OPEN_GATE) -> None:
         self.engine = engine
         self.auth = auth
         self.max_body_bytes = max_body_bytes
+        self.gate = gate  # a virtual key's limits (tokenlane.keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"{scope['method']} {CHAT_PATH}: use POST.")
             headers = dict(scope["headers"])
-            self.auth.check(_text(headers.get(b"authorization")))
+            key = self.auth.check(_text(headers.get(b"authorization")))
             if not _is_json(headers.get(b"content-type")):
                 # Anything else is what a web page can send cross-site without a preflight.
                 raise UnsupportedMediaType(
@@ -65,21 +70,25 @@ class ChatCompletions:
             raw = await _read_body(receive, headers.get(b"content-length"), self.max_body_bytes)
             chat = parse_chat_request(raw, _text(headers.get(b"x-tokenlane-provider")))
             chat.received_at = received_at
+            # A key over its limits is refused here, before anything goes upstream.
+            ticket = self.gate.admit(key, chat, request_id_of(scope), CHAT_PATH)
+            served = None
             # From here on, a disconnect cancels the work (and with it the upstream request).
             watcher = asyncio.ensure_future(_disconnected(receive))
             try:
                 if chat.stream:
-                    stream = await _unless(watcher, self.engine.open(chat))
+                    stream = served = await _unless(watcher, self.engine.open(chat))
                     try:
-                        await _unless(watcher, _send_stream(send, stream))
+                        await _unless(watcher, _send_stream(send, stream, ticket.headers))
                     finally:
                         await stream.aclose()  # a no-op when the stream already ended
                 else:
-                    result = await _unless(watcher, self.engine.complete(chat))
-                    await _send_json(send, 200, result.body,
-                                     _route_headers(result.deployment.id, result.decision))
+                    result = served = await _unless(watcher, self.engine.complete(chat))
+                    await _send_json(send, 200, result.body, [
+                        *_route_headers(result.deployment.id, result.decision), *ticket.headers])
             finally:
                 watcher.cancel()
+                ticket.settle(served, sys.exc_info()[1])
         except TokenlaneError as exc:
             extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers().items()]
             await _send_json(send, exc.status, exc.to_body(), extra)
@@ -113,11 +122,12 @@ async def _send_json(send: Send, status: int, body: Any, headers: Iterable[tuple
     await send({"type": "http.response.body", "body": data})
 
 
-async def _send_stream(send: Send, stream: ChatStream) -> None:
+async def _send_stream(send: Send, stream: ChatStream, extra: Iterable[tuple[bytes, bytes]] = ()
+                       ) -> None:
     body: AsyncGenerator[bytes, None] = sse_body(stream)  # closes the stream (and records the attempt) however it ends
     try:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_SSE, *_route_headers(stream.deployment.id, stream.decision)]})
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            *_SSE, *_route_headers(stream.deployment.id, stream.decision), *extra]})
         async for part in body:
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any, Protocol
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, MethodNotAllowed, TokenlaneError, UnsupportedMediaType
+from ..keys.admission import OPEN_GATE, Gate, OpenGate, request_id_of
 from ..request import ChatRequest, chat_request_from_body
 from ..routing.engine import Engine
 from ..routing.stream import ChatStream, StreamBroken
@@ -77,19 +79,20 @@ class SurfaceEndpoint:
     """Serves `surface.path` over `engine`, guarded by `auth` (Bearer or x-api-key)."""
 
     def __init__(self, surface: Surface, engine: Engine, auth: Authenticator,
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, *, gate: Gate | OpenGate = OPEN_GATE) -> None:
         self.surface = surface
         self.engine = engine
         self.auth = auth
         self.max_body_bytes = max_body_bytes
+        self.gate = gate  # a virtual key's limits (tokenlane.keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"{scope['method']} {self.surface.path}: use POST.")
             headers = dict(scope["headers"])
-            self.auth.check(_text(headers.get(b"authorization")),
-                            x_api_key=_text(headers.get(b"x-api-key")))
+            key = self.auth.check(_text(headers.get(b"authorization")),
+                                  x_api_key=_text(headers.get(b"x-api-key")))
             if not _is_json(headers.get(b"content-type")):
                 # As for chat: anything else is what a web page can send cross-site unasked.
                 raise UnsupportedMediaType(
@@ -102,20 +105,24 @@ class SurfaceEndpoint:
                 return
             chat, presenter = prepared
             chat.received_at = received_at
+            ticket = self.gate.admit(key, chat, request_id_of(scope), self.surface.path)
+            served = None
             watcher = asyncio.ensure_future(_disconnected(receive))
             try:
                 if chat.stream:
-                    stream = await _unless(watcher, self.engine.open(chat))
+                    stream = served = await _unless(watcher, self.engine.open(chat))
                     try:
-                        await _unless(watcher, _send_stream(send, stream, presenter))
+                        await _unless(watcher, _send_stream(send, stream, presenter,
+                                                            ticket.headers))
                     finally:
                         await stream.aclose()
                 else:
-                    result = await _unless(watcher, self.engine.complete(chat))
-                    await _send_json(send, 200, presenter.complete(result.body),
-                                     _route_headers(result.deployment.id, result.decision))
+                    result = served = await _unless(watcher, self.engine.complete(chat))
+                    await _send_json(send, 200, presenter.complete(result.body), [
+                        *_route_headers(result.deployment.id, result.decision), *ticket.headers])
             finally:
                 watcher.cancel()
+                ticket.settle(served, sys.exc_info()[1])
         except TokenlaneError as exc:
             status, body = self.surface.error(exc)
             extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers().items()]
@@ -139,8 +146,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-async def _send_stream(send: Send, stream: ChatStream, presenter: Presenter) -> None:
-    headers: Headers = [*_SSE, *_route_headers(stream.deployment.id, stream.decision)]
+async def _send_stream(send: Send, stream: ChatStream, presenter: Presenter,
+                       extra: Headers | tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    headers: Headers = [*_SSE, *_route_headers(stream.deployment.id, stream.decision), *extra]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     try:
         async for batch in stream.batches():

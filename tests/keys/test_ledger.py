@@ -1,0 +1,110 @@
+"""The spend ledger: priced from the provider's usage (cached and reasoning tokens included)
+for streamed and non-streamed requests alike, durable across a restart, and secrets never
+written anywhere."""
+
+from __future__ import annotations
+
+import logging
+
+import openai
+import pytest
+
+from ..harness import MASTER_KEY
+from .support import HELLO, admin, as_key, create_key, keyed_stack, quick, requests, spend
+
+# $ per million: input 2, output 8, cached input 0.5.
+PRICE = (2.0, 8.0, 0.5)
+LONG = [{"role": "user", "content": "Tell me everything. " * 50}]
+
+
+def _cost(usage: openai.types.CompletionUsage) -> float:
+    cached = usage.prompt_tokens_details.cached_tokens
+    return ((usage.prompt_tokens - cached) * PRICE[0] + cached * PRICE[2]
+            + usage.completion_tokens * PRICE[1]) / 1e6
+
+
+def test_spend_is_usage_times_price_streamed_or_not(tmp_path) -> None:
+    with keyed_stack([quick("a")], {"m": ["a"]}, str(tmp_path), prices={"a": PRICE}) as s:
+        key_id, secret = create_key(s)
+        client = as_key(s, secret)
+        whole = client.chat.completions.create(model="m", messages=LONG)
+        chunks = list(client.chat.completions.create(
+            model="m", messages=LONG, stream=True, stream_options={"include_usage": True}))
+        # The client asks for no usage: the gateway still asked upstream, and bills it.
+        list(client.chat.completions.create(model="m", messages=LONG, stream=True))
+        streamed = chunks[-1].usage
+        rows = requests(s, key_id=key_id)[::-1]  # oldest first
+        total = spend(s, key_id=key_id)["total"]
+    assert whole.usage.prompt_tokens_details.cached_tokens > 100  # the provider cached half
+    assert streamed.completion_tokens_details.reasoning_tokens > 0
+    assert [r["stream"] for r in rows] == [False, True, True]
+    for row, usage in zip(rows, (whole.usage, streamed, streamed), strict=True):
+        assert row["cost"] == pytest.approx(_cost(usage))
+        assert row["prompt_tokens"] == usage.prompt_tokens
+        assert row["completion_tokens"] == usage.completion_tokens
+        assert row["cached_tokens"] == usage.prompt_tokens_details.cached_tokens
+        assert row["reasoning_tokens"] == usage.completion_tokens_details.reasoning_tokens
+        assert row["deployment"] == "a/a-m" and row["outcome"] == "ok"
+        assert row["attempts"] == 1 and row["ttft_s"] is not None and row["key_id"] == key_id
+    assert total["requests"] == 3
+    assert total["cost_usd"] == pytest.approx(_cost(whole.usage) + 2 * _cost(streamed))
+    assert total["cached_tokens"] == sum(r["cached_tokens"] for r in rows)
+
+
+def test_failed_attempts_are_ledgered_without_a_charge(tmp_path) -> None:
+    with keyed_stack([quick("down", error_rate=1.0)], {"m": ["down"]}, str(tmp_path)) as s:
+        key_id, secret = create_key(s, budget_usd={"total": 1})
+        with pytest.raises(openai.APIStatusError):
+            as_key(s, secret).chat.completions.create(model="m", messages=HELLO)
+        [row] = requests(s, key_id=key_id)
+        with admin(s) as a:
+            usage = a.get(f"/admin/keys/{key_id}").json()["usage"]
+    assert row["deployment"] is None and row["cost"] == 0 and row["attempts"] >= 1
+    assert row["outcome"] == "no_deployment_available"
+    assert usage["reserved_usd"] == 0 and usage["spent_usd"]["total"] == 0
+
+
+def test_ledger_and_keys_survive_a_restart(tmp_path) -> None:
+    data = str(tmp_path)
+    with keyed_stack([quick("a")], {"m": ["a"]}, data) as s:
+        key_id, secret = create_key(s, budget_usd={"total": 2.5 * 28e-6})
+        for _ in range(2):
+            as_key(s, secret).chat.completions.create(model="m", messages=HELLO, max_tokens=10)
+        # No spend query before the restart: these rows are flushed by the shutdown.
+    with keyed_stack([quick("a")], {"m": ["a"]}, data) as s:
+        total = spend(s, key_id=key_id)["total"]
+        with admin(s) as a:
+            shown = a.get(f"/admin/keys/{key_id}").json()
+        before = s.sim.counters("a").requests
+        with pytest.raises(openai.RateLimitError) as err:  # the spend before counts
+            as_key(s, secret).chat.completions.create(model="m", messages=HELLO, max_tokens=10)
+        assert s.sim.counters("a").requests == before
+    assert total["requests"] == 2 and total["cost_usd"] == pytest.approx(2 * 28e-6)
+    assert shown["usage"]["spent_usd"]["total"] == pytest.approx(2 * 28e-6)
+    assert err.value.body["code"] == "budget_exceeded"
+
+
+def test_secrets_never_appear_in_logs_metrics_errors_or_the_ledger(tmp_path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    with keyed_stack([quick("a")], {"m": ["a"]}, str(tmp_path)) as s:
+        key_id, first = create_key(s, rpm=2)
+        client = as_key(s, first)
+        client.chat.completions.create(model="m", messages=HELLO)
+        with admin(s) as a:
+            second = a.post(f"/admin/keys/{key_id}/rotate").json()["secret"]
+            as_key(s, second).chat.completions.create(model="m", messages=HELLO)
+            with pytest.raises(openai.RateLimitError) as limited:
+                as_key(s, second).chat.completions.create(model="m", messages=HELLO)
+            with pytest.raises(openai.AuthenticationError) as refused:
+                client.chat.completions.create(model="m", messages=HELLO)
+            seen = [a.get("/admin/keys").text, a.get(f"/admin/keys/{key_id}").text,
+                    a.get("/admin/requests").text, a.get("/admin/spend?group_by=key").text,
+                    a.get("/metrics").text, limited.value.response.text,
+                    refused.value.response.text, caplog.text]
+            a.post(f"/admin/keys/{key_id}/revoke")
+    with open(tmp_path / "keys.sqlite3", "rb") as db:
+        seen.append(db.read().decode("latin-1"))
+    for text in seen:
+        assert MASTER_KEY not in text
+        for secret in (first, second):
+            assert secret[len("tlk-") + 13:] not in text  # not even the random part

@@ -14,6 +14,7 @@ import uvicorn
 
 from .config import ConfigError, Settings, load_settings
 from .defaults import default_settings
+from .keys.commands import add_commands as add_key_commands
 from .types import Catalog
 
 __all__ = ["main"]
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config file and the environment it needs")
     check.add_argument("--config", required=True)
     check.set_defaults(run=_check)
+    add_key_commands(sub)  # keys ..., spend: the admin API of a running gateway
     return parser
 
 

@@ -46,14 +46,15 @@ def _feed_in_pieces(decoder: SSEDecoder, data: bytes, size: int) -> list[SSEEven
 
 
 def _decode_seconds(payload_bytes: int) -> float:
-    """Best of three: one event of `payload_bytes` fed in 4 KiB pieces."""
+    """Best of five, in this thread's CPU time (what other processes on a busy machine do to
+    the wall clock must not decide the test): one event of `payload_bytes` in 4 KiB pieces."""
     data = b"data: " + b"x" * payload_bytes + b"\n\n"
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         decoder = SSEDecoder(max_event_bytes=10 * payload_bytes)
-        start = time.perf_counter()
+        start = time.thread_time()
         [event] = _feed_in_pieces(decoder, data, 4096)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.thread_time() - start)
         assert len(event.data) == payload_bytes
     return best
 
@@ -62,8 +63,9 @@ def test_decoding_one_large_event_is_linear_in_its_size() -> None:
     """Re-joining the whole buffer on every read made a 5 MB event cost seconds of CPU (the
     event loop blocked meanwhile): 4x the bytes must cost about 4x the time, not 16x."""
     small, large = _decode_seconds(1_000_000), _decode_seconds(4_000_000)
-    assert large < 8 * small + 0.005, (small, large)
-    assert large < 0.25
+    # Linear is 4x; quadratic was 16x (and seconds of CPU for 4 MB).
+    assert large < 8 * small + 0.01, (small, large)
+    assert large < 0.5
 
 
 def test_an_event_over_the_cap_stops_decoding() -> None:

@@ -123,7 +123,10 @@ def test_a_huge_event_is_a_bad_answer_and_blocks_nobody(kind: str) -> None:
         worker.join(timeout=30)
         reply = result["reply"]
         assert reply.choices[0].message.content == GOOD_TEXT  # type: ignore[attr-defined]
-        assert max(latencies) < 0.25, sorted(latencies)[-5:]
+        # The quadratic decoder held the loop for seconds at a time; a linear one answers
+        # every probe at once (the bound leaves room for a busy machine's scheduling).
+        assert max(latencies) < 1.0, sorted(latencies)[-5:]
+        assert sorted(latencies)[len(latencies) // 2] < 0.05, sorted(latencies)[-5:]
         assert bad_answers(s) == 1
 
 

@@ -425,6 +425,8 @@ def run_all(args: argparse.Namespace, info: dict[str, Any], variants: dict[str, 
     finally:
         workers.close()
 
+    args.out.mkdir(parents=True, exist_ok=True)  # the raw results first: nothing measured is lost
+    (args.out / "routing_arms.json").write_text(json.dumps(results) + "\n")
     by_key = {(v, r["scenario"], r["arm"], r["seed"]): r for v, r in results}
     rows = []
     for s in scenarios:

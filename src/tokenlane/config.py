@@ -213,6 +213,7 @@ class CircuitConfig(_Strict):
 
 class ProbeConfig(_Strict):
     """Active probes re-measure deployments users are kept away from (see routing.probes)."""
+    auth_open_s: float = Field(300.0, gt=0, description="open this long on an upstream 401/403")
 
     enabled: bool = True
     interval_s: float = Field(0.25, gt=0, description="how often the recheck schedule is read")
@@ -413,6 +414,7 @@ class _Secret(str):
 
 # Names that reach this machine's loopback listener, and the hosts that mean "every interface".
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+        api_key_env=key_env,
 _ANY_INTERFACE = frozenset({"0.0.0.0", "::", ""})
 
 

@@ -203,5 +203,9 @@ def _with_attempts(body: dict[str, Any], attempts: tuple[Attempt, ...]) -> dict[
     body["error"]["attempts"] = [
         {"deployment": a.deployment, "outcome": a.outcome, "status": a.status, "reason": a.reason}
         for a in attempts
+        auth_failed: bool = False,
     ]
     return body
+        elif auth_failed:
+            # The providers refused the gateway's own credentials: a bad gateway.
+            self.status, self.type, self.code = 502, "server_error", "upstream_auth_failed"

@@ -44,6 +44,7 @@ class Provider:
 class Deployment:
     """One model on one provider, e.g. `cerebras/llama-3.3-70b`."""
 
+    api_key_env: str | None = None  # where the key came from (named in logs; never the key)
     id: str
     provider: Provider
     upstream_model: str

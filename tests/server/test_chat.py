@@ -12,7 +12,7 @@ import pytest
 from tokenlane.sim import SimProviderSpec
 
 from ..contract import validate_chat_chunk, validate_chat_completion, validate_error
-from ..harness import SIM_KEY, stack
+from ..harness import MASTER_KEY, SIM_KEY, stack
 
 FAST = SimProviderSpec(name="fast", ttft_s=0, tokens_per_s=1000, output_tokens=12, time_scale=0)
 SLOW = SimProviderSpec(name="slow", ttft_s=0, tokens_per_s=50, output_tokens=12, time_scale=0)
@@ -251,20 +251,48 @@ def test_upstream_4xx_passes_through_and_keys_never_leak(caplog) -> None:
 
 
 def test_upstream_echoing_our_key_masked_never_reaches_the_client(caplog) -> None:
-    """An upstream that rejects our key echoes it masked, as OpenAI does; the 401 passes
-    through (the issue's contract for upstream 4xx) without even the masked key."""
+    """An upstream that rejects our key echoes it masked, as OpenAI does. That is the
+    gateway's credential failing, not the client's: a 502 `upstream_auth_failed` (never a 401
+    that would read as the client's own key being wrong), without even the masked key."""
     caplog.set_level(logging.DEBUG)
     with stack([SimProviderSpec(name="strict", ttft_s=0, time_scale=0)], {"m": ["strict"]}) as s:
         s.sim.update("strict", api_key="sk-sim-rotated-key-456")  # ours is now the wrong one
-        with pytest.raises(openai.AuthenticationError) as err:
+        with pytest.raises(openai.APIStatusError) as err:
             s.openai().chat.completions.create(model="m", messages=MESSAGES)
         body = err.value.response.json()
         validate_error(body)
-        assert body["error"]["code"] == "invalid_api_key"
+        assert err.value.status_code == 502
+        assert body["error"]["code"] == "upstream_auth_failed"
+        assert [(a["outcome"], a["status"]) for a in body["error"]["attempts"]] == [("auth", 401)]
         assert "[redacted]" in body["error"]["message"]
     shown = SIM_KEY[:7], SIM_KEY[-4:], "***"
     for text in [err.value.response.text, *(r.getMessage() for r in caplog.records)]:
         assert not any(part in text for part in shown), text
+
+
+def test_a_provider_refusing_our_key_is_failed_over_and_kept_out(caplog) -> None:
+    """401 from one provider: the request is served by the next, that deployment's circuit
+    opens for `auth_open_s` (no probe, no user goes back), and the log says whose key to fix
+    (the variable's name, never the key)."""
+    caplog.set_level(logging.INFO)
+    specs = [SimProviderSpec(name=n, ttft_s=0, time_scale=0) for n in ("locked", "open")]
+    with stack(specs, {"m": ["locked", "open"]}, model_extra={"policy": "order"}) as s:
+        s.sim.update("locked", api_key="sk-sim-someone-elses-key")
+        client = s.openai()
+        for _ in range(3):
+            raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+            assert raw.headers["x-tokenlane-deployment"] == "open/open-m"
+        assert s.sim.counters("locked").requests == 1  # refused once, then left alone
+        stats = httpx.get(f"{s.url}/v1/router/stats",
+                          headers={"authorization": f"Bearer {MASTER_KEY}"}).json()
+        locked = stats["models"]["m"]["deployments"][0]
+        assert locked["circuit"] == "open" and locked["error_rate"] == 1.0
+        metrics = httpx.get(f"{s.url}/metrics",
+                            headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+        assert 'outcome="auth"' in metrics
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("refused the gateway's credentials" in w and "$SIM_KEY" in w for w in warnings)
+    assert all(SIM_KEY not in r.getMessage() for r in caplog.records)
 
 
 def test_all_deployments_failing_is_503_listing_attempts() -> None:

@@ -118,7 +118,7 @@ def error_from_response(
     code = None if err.get("code") is None else str(err.get("code"))
     deployment = headers.get(DEPLOYMENT_HEADER)
     exc: TokenlaneError
-    if code in ("no_deployment_available", "rate_limit_exceeded"):
+    if code in ("no_deployment_available", "rate_limit_exceeded", "upstream_auth_failed"):
         # The message already lists the attempts: the constructor must not append them again.
         exc = NoDeploymentAvailable(message, retry_after=_retry_after(headers))
         exc.attempts = _attempts(err.get("attempts"))

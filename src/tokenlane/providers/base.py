@@ -21,6 +21,11 @@ __all__ = [
 ]
 
 
+# An upstream's 401/403 says the gateway's own credentials for that provider are wrong (the
+# client's key is ours to check, never forwarded): a failure of the deployment, not the request.
+AUTH_STATUSES = frozenset({401, 403})
+
+
 class UpstreamError(Exception):
     outcome = "error"
     status: int | None = None
@@ -51,7 +56,8 @@ class UpstreamHTTPError(UpstreamError):
         self.status = status
         self.body = body
         self.retry_after = retry_after
-        self.outcome = "429" if status == 429 else ("5xx" if status >= 500 else "4xx")
+        self.outcome = ("429" if status == 429 else "5xx" if status >= 500
+                        else "auth" if status in AUTH_STATUSES else "4xx")
 
 
 class UpstreamStream(Protocol):

@@ -29,7 +29,7 @@ from ..clock import Clock
 
 __all__ = ["CircuitBoard", "CircuitSettings"]
 
-_FAILURES = frozenset({"5xx", "429", "timeout", "connect", "stall", "bad_response"})
+_FAILURES = frozenset({"5xx", "429", "timeout", "connect", "stall", "bad_response", "auth"})
 _DEADLINES = frozenset({"timeout", "stall"})  # the gateway's own deadlines
 
 
@@ -42,11 +42,14 @@ class CircuitSettings:
     open_s: float = 1.0  # the first cool-down; doubled by each failed trial
     max_open_s: float = 30.0
     max_retry_after_s: float = 300.0  # a provider's Retry-After is honoured up to this
+    # The provider refused our credentials (401/403): a key does not fix itself in seconds,
+    # so the circuit opens at once, this long, and probes leave it alone.
+    auth_open_s: float = 300.0
 
 
 class _Circuit:
-    __slots__ = ("ok_at", "open_for", "rate_limited", "recent", "state", "streak", "trial",
-                 "until")
+    __slots__ = ("auth_failed", "ok_at", "open_for", "rate_limited", "recent", "state", "streak",
+                 "trial", "until")
 
     def __init__(self) -> None:
         self.state = "closed"
@@ -56,6 +59,7 @@ class _Circuit:
         self.trial = False
         self.open_for = 0.0
         self.rate_limited = False  # opened for a provider's Retry-After, not for failing
+        self.auth_failed = False  # opened because the provider refused our credentials
         self.ok_at: float | None = None  # the latest success
 
 
@@ -91,6 +95,11 @@ class CircuitBoard:
         Retry-After), rather than because the deployment is failing."""
         c = self._circuits.get(deployment)
         return c is not None and c.state == "open" and c.rate_limited
+
+    def auth_failed(self, deployment: str) -> bool:
+        """Whether the circuit is open because the provider refused our credentials."""
+        c = self._circuits.get(deployment)
+        return c is not None and c.state == "open" and c.auth_failed
 
     def acquire(self, deployment: str, probe: bool = False) -> bool:
         """May a request go to `deployment` now? Reserves the single half-open trial; a probe
@@ -138,7 +147,8 @@ class CircuitBoard:
             c.streak = 0
             c.ok_at = now
             if c.state == "half_open" or (probe and c.state == "open"):
-                c.state, c.trial, c.open_for, c.rate_limited = "closed", False, 0.0, False
+                c.state, c.trial, c.open_for = "closed", False, 0.0
+                c.rate_limited = c.auth_failed = False
                 c.recent.clear()  # a fresh start: old failures no longer describe it
                 return True
             return False
@@ -154,8 +164,11 @@ class CircuitBoard:
         if backoff:
             # The provider said exactly how long to stay away.
             seconds = max(seconds, min(retry_after or 0.0, s.max_retry_after_s))
+        auth = outcome == "auth"
+        if auth:
+            seconds = max(seconds, s.auth_open_s)
         if seconds > 0:
-            c.rate_limited = backoff
+            c.rate_limited, c.auth_failed = backoff, auth
             c.state, c.trial, c.open_for = "open", False, seconds
             c.until = max(c.until, now + seconds) if backoff else now + seconds
         return False

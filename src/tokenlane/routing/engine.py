@@ -27,6 +27,7 @@ from ..clock import Clock, MonotonicClock
 from ..errors import Attempt, ModelNotFound, NoDeploymentAvailable, UpstreamRejected
 from ..providers import build_dialect
 from ..providers.base import (
+    AUTH_STATUSES,
     Dialect,
     UpstreamBadResponse,
     UpstreamError,
@@ -432,7 +433,14 @@ class Engine:
                     and refused is None):
                 raise UpstreamRejected(exc.status or 400, exc.body, deployment.id,
                                        tuple(run.attempts)) from exc
-            log.info("attempt failed: %s", attempt.describe())
+            if exc.outcome == "auth":
+                provider = deployment.provider
+                log.warning("provider %s refused the gateway's credentials (HTTP %s; key from "
+                            "$%s): %s kept out of routing for %.0fs", provider.name, exc.status,
+                            provider.api_key_env or "-", deployment.id,
+                            self.circuits.settings.auth_open_s)
+            else:
+                log.info("attempt failed: %s", attempt.describe())
             raise AttemptFailed(attempt, exc.retry_after) from exc
         except BaseException:
             if upstream is not None:
@@ -491,8 +499,9 @@ class Engine:
         self, model: str, attempts: list[Attempt], walk: PlanWalk
     ) -> NoDeploymentAvailable:
         skipped = [Attempt(d, "circuit_open", None, "skipped: " + (
-            "honouring its Retry-After" if self.circuits.rate_limited(d) else "failing"))
-            for d in walk.skipped]
+            "honouring its Retry-After" if self.circuits.rate_limited(d) else
+            "it refused the gateway's credentials" if self.circuits.auth_failed(d) else
+            "failing")) for d in walk.skipped]
         waits = [w for a in attempts + skipped if (w := self.circuits.retry_in(a.deployment)) > 0]
         retry_after = min(waits) if waits else None
         if attempts:
@@ -510,6 +519,13 @@ class Engine:
                 f"No deployment of {model} is available (circuits open)", tuple(skipped),
                 retry_after)
         return NoDeploymentAvailable(f"All deployments of {model} failed",
+        if all(a.outcome == "auth" or self.circuits.auth_failed(a.deployment)
+               for a in attempts + skipped):
+            # Our credentials, not the client's: a gateway fault (502), never a 401 that
+            # would read as the client's own key being wrong.
+            return NoDeploymentAvailable(
+                f"Every deployment of {model} refused the gateway's upstream credentials",
+                tuple(attempts + skipped), None, auth_failed=True)
                                      tuple(attempts + skipped), retry_after)
 
     # -- reporting --------------------------------------------------------------------------
@@ -536,7 +552,7 @@ class Engine:
 
 
 def _is_client_fault(status: int) -> bool:
-    return 400 <= status < 500 and status not in _RETRYABLE_4XX
+    return 400 <= status < 500 and status not in _RETRYABLE_4XX and status not in AUTH_STATUSES
 
 
 class _PlanExhausted(Exception):

@@ -74,8 +74,8 @@ class Prober:
                     continue
                 seen.add(d.id)
                 e = snapshot.estimates[d.id]
-                if engine.circuits.rate_limited(d.id):
-                    continue  # it asked us to stay away
+                if engine.circuits.rate_limited(d.id) or engine.circuits.auth_failed(d.id):
+                    continue  # it asked us to stay away, or refuses our key
                 # (Users' streams in flight do not make a probe redundant: a stream sent into
                 # a slowdown stays slow after the deployment recovers.)
                 measured_at = None if e.age_s is None else now - e.age_s

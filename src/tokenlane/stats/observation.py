@@ -8,7 +8,9 @@ __all__ = ["OUTCOMES", "Observation"]
 
 # Outcome classes. "cancelled" (the client left, or a hedge lost) says nothing about the
 # deployment's health and is kept out of error rates.
-OUTCOMES = ("ok", "4xx", "429", "5xx", "timeout", "connect", "stall", "bad_response", "cancelled")
+# "auth": the provider refused the gateway's own credentials (401/403).
+OUTCOMES = ("ok", "4xx", "429", "5xx", "timeout", "connect", "stall", "bad_response", "auth",
+            "cancelled")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from .snapshot import DeploymentEstimate, Snapshot
 
 __all__ = ["LiveAttempt", "StatsSettings", "StatsStore"]
 
-_FAILURES = frozenset({"5xx", "429", "timeout", "connect", "stall", "bad_response"})
+_FAILURES = frozenset({"5xx", "429", "timeout", "connect", "stall", "bad_response", "auth"})
 
 
 @dataclass(frozen=True, slots=True)

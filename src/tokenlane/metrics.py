@@ -7,7 +7,7 @@ Estimates are read from the stats store at scrape time rather than pushed per re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -17,11 +17,17 @@ from .routing.circuit import CircuitBoard
 from .stats.observation import Observation
 from .stats.snapshot import Snapshot
 
+if TYPE_CHECKING:
+    from .server.served import ServedRequest
+
 __all__ = ["Metrics"]
 
 _TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
 _TPOT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300)
+# Virtual keys get a label each up to this many; later ones share "other".
+_KEY_LABELS = 200
 
 
 class Metrics:
@@ -47,6 +53,25 @@ class Metrics:
         self.hedges = Counter("tokenlane_hedges", "Hedged attempts started / won by the hedge",
                               ["event"], registry=r)
         r.register(_EstimateCollector(snapshot))
+        # Client-facing: one sample per client request, as the client saw it (server.served).
+        self.client_requests = Counter(
+            "tokenlane_client_requests", "Client requests by model, HTTP status and virtual key",
+            ["model", "status", "key"], registry=r)
+        self.client_ttft = Histogram(
+            "tokenlane_client_ttft_seconds",
+            "Request received to first token in hand, streamed answers", ["model"],
+            buckets=_TTFT_BUCKETS, registry=r)
+        self.client_duration = Histogram(
+            "tokenlane_client_request_duration_seconds",
+            "Request received to the end of the answer (or the error)", ["model"],
+            buckets=_DURATION_BUCKETS, registry=r)
+        self.client_tokens = Counter(
+            "tokenlane_client_tokens", "Tokens of answered client requests (type: input|output)",
+            ["model", "type"], registry=r)
+        self.client_cost = Counter(
+            "tokenlane_client_cost_usd", "Spend of answered client requests by model and key",
+            ["model", "key"], registry=r)
+        self._keys = _BoundedLabel(_KEY_LABELS)
 
     def on_hedge(self, event: str) -> None:
         self.hedges.labels(event).inc()
@@ -68,8 +93,41 @@ class Metrics:
         if obs.cost:
             self.cost.labels(d).inc(obs.cost)
 
+    def served(self, req: ServedRequest) -> None:
+        key = self._keys.label(req.key)
+        self.client_requests.labels(req.model, str(req.status), key).inc()
+        self.client_duration.labels(req.model).observe(req.duration_s)
+        if req.ttft_s is not None:
+            self.client_ttft.labels(req.model).observe(req.ttft_s)
+        if req.input_tokens:
+            self.client_tokens.labels(req.model, "input").inc(req.input_tokens)
+        if req.output_tokens:
+            self.client_tokens.labels(req.model, "output").inc(req.output_tokens)
+        if req.cost:
+            self.client_cost.labels(req.model, key).inc(req.cost)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _BoundedLabel:
+    """A virtual key's id as a label value, for the first `limit` keys seen; "master" for no
+    virtual key (a master key, or auth off); "other" past the limit, so a deployment with
+    thousands of keys cannot grow the label set without end."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def label(self, key: str | None) -> str:
+        if key is None:
+            return "master"
+        if key in self._seen:
+            return key
+        if len(self._seen) < self._limit:
+            self._seen.add(key)
+            return key
+        return "other"
 
 
 class _CircuitCollector(Collector):

@@ -26,11 +26,14 @@ from ..types import Catalog
 from .admin import admin_router
 from .auth import Authenticator
 from .chat import CHAT_PATH, ChatCompletions
+from .dashboard import Dashboard, dashboard_router
 from .messages import CountTokens, Messages
 from .middleware import RequestContextMiddleware
 from .responses import Responses
 from .routes import router
+from .served import RequestTap
 from .surface import SurfaceEndpoint
+from .traffic import TrafficWindow
 
 __all__ = ["create_app"]
 
@@ -52,9 +55,10 @@ def create_app(
     metrics = Metrics(lambda: engine.stats.snapshot(deployment_ids))
     clock = clock or MonotonicClock()
     keys = KeyService.open(settings.keys, catalog, clock) if settings.keys.enabled else None
+    traffic = TrafficWindow(deployment_ids)  # the dashboard's last 15 minutes
+    observers = [metrics.observe, traffic.observe, *([keys.gate.observe] if keys else [])]
     engine = build_engine(settings, catalog, clock=clock, rng=rng,
-                          on_observation=metrics.observe if keys is None
-                          else _each(metrics.observe, keys.gate.observe),
+                          on_observation=_each(*observers),
                           on_overhead=metrics.overhead.observe,
                           on_hedge=metrics.on_hedge)
     metrics.watch_circuits(engine.circuits, deployment_ids)
@@ -75,7 +79,11 @@ def create_app(
                 await keys.stop()  # the ledger's last rows
 
     auth = Authenticator(settings.server.auth, env, source=source, keys=keys)
-    gate = keys.gate if keys is not None else OPEN_GATE
+    dashboard = Dashboard(engine, traffic, auth_enabled=settings.server.auth.enabled,
+                          master_keys=settings.server.auth.master_keys(env, source=source))
+    # Every client request's end, as the client saw it: client-facing metrics, decisions.
+    gate = RequestTap(keys.gate if keys is not None else OPEN_GATE, clock, catalog.models,
+                      [metrics.served, dashboard.decisions.add])
     limit = settings.server.max_body_bytes
     surfaces = [Messages(), CountTokens(engine), Responses()]
     app = Gateway(
@@ -89,8 +97,10 @@ def create_app(
     app.state.prober = prober
     app.state.auth = auth
     app.state.keys = keys
+    app.state.dashboard = dashboard
     app.state.model_cards = [_model_card(name) for name in catalog.models]
     app.include_router(router)
+    app.include_router(dashboard_router)
     if keys is not None:
         app.include_router(admin_router)
     app.add_exception_handler(TokenlaneError, _tokenlane_error)

@@ -303,9 +303,9 @@ class Engine:
                         return await self._attempt(run)
         except (AttemptFailed, _PlanExhausted):
             pass
-        if run.refused is not None and all(a.outcome == "4xx" for a in run.attempts):
-            # Every deployment tried refused it as "not here": the client gets the last
-            # provider's own answer, as for any upstream 4xx.
+        if run.refused is not None and run.attempts and run.attempts[-1].outcome == "4xx":
+            # The plan ended on a provider's "not here" refusal: the client gets that
+            # provider's own answer (with every attempt), as for any upstream 4xx.
             deployment, exc = run.refused
             raise UpstreamRejected(exc.status or 400, exc.body, deployment,
                                    tuple(run.attempts)) from exc

@@ -102,12 +102,12 @@ def plan(
     fit = screen(route.deployments, request.body, require_parameters=options.require_parameters)
     if fit.excluded:
         candidates = [c for c in candidates if c.deployment.id not in fit.excluded]
-        if not candidates:
-            raise InvalidRequest(
-                f"No deployment of {route.name} supports this request: "
-                + "; ".join(f"{d} {why}" for d, why in fit.excluded.items()),
-                param=unsupported_param(fit.used), code="unsupported_parameter")
     candidates, unproven = _filter(candidates, options, request.prompt_tokens, settings)
+    if not candidates and fit.excluded:
+        raise InvalidRequest(
+            f"No deployment of {route.name} that the request allows supports it: "
+            + "; ".join(f"{d} {why}" for d, why in fit.excluded.items()),
+            param=unsupported_param(fit.used), code="unsupported_parameter")
     if not candidates:
         raise NoDeploymentAvailable(
             f"No deployment of {route.name} satisfies the request's routing constraints "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -18,7 +20,16 @@ from ..clock import Clock
 from . import wire
 from .counters import CounterBoard
 from .dialects import OPENAI, SimDialect, authorization, authorized
-from .plan import BAD_JSON, Broken, Failure, Reply, plan_reply, unknown_provider
+from .plan import (
+    BAD_JSON,
+    Broken,
+    Completion,
+    Failure,
+    Reply,
+    plan_reply,
+    rate_limited,
+    unknown_provider,
+)
 from .provider import ProviderState
 from .responses import (
     DelayedJSONResponse,
@@ -28,6 +39,7 @@ from .responses import (
     read_body,
     send_json,
 )
+from .spec import SimProviderSpec
 
 __all__ = ["ChatCompletions", "authorization", "authorized", "send_failure"]
 
@@ -70,6 +82,8 @@ class ChatCompletions:
                 body = dialect.chat_body(body)
                 reply = body if isinstance(body, Failure) else plan_reply(
                     spec, body, state.rng, next(counter))
+                if isinstance(reply, Completion):
+                    reply = _admit(state, spec, body, reply, self._clock.now())
         if isinstance(reply, Failure):
             self._board.error(name, reply.status)
             await send_failure(send, reply, dialect)
@@ -101,7 +115,8 @@ class ChatCompletions:
             events = dialect.stream_events(reply, completion_id, created)
             waits = reply.total_delay > 0
             if fault is None:
-                response = EventStreamResponse(events, self._clock, finish, waits=waits)
+                response = EventStreamResponse(events, self._clock, finish, waits=waits,
+                                               headers=reply.headers)
             else:
                 response = EventStreamResponse(
                     events,
@@ -110,14 +125,25 @@ class ChatCompletions:
                     waits=waits,
                     fault_at=wire.events_until_fault(fault),
                     reset=fault.action == "reset",
+                    headers=reply.headers,
                 )
         else:
             body_bytes = dialect.completion_body(reply, completion_id, created)
             broken = fault is not None and fault.action != "stall"
             response = DelayedJSONResponse(
-                body_bytes, reply.total_delay, self._clock, finish, broken=broken
+                body_bytes, reply.total_delay, self._clock, finish, broken=broken,
+                headers=reply.headers,
             )
         await response(scope, receive, send)
+
+
+def _admit(state: ProviderState, spec: SimProviderSpec, body: Any, reply: Completion,
+           now: float) -> Reply:
+    """The provider's per-minute limits: a quota 429 over them, their headers either way."""
+    fits, headers = state.window.admit(spec, body, now)
+    if not fits:
+        return rate_limited("quota", reply.model, 0.0, headers)
+    return replace(reply, headers=headers) if headers else reply
 
 
 async def send_failure(send: Send, failure: Failure, dialect: SimDialect = OPENAI) -> None:

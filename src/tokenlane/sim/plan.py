@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ..capabilities import features_used
 from .faults import FAULTS
 from .replies import Broken, Completion, Failure, Reply, StreamFault, ToolCall
 from .spec import SimProviderSpec
@@ -30,6 +31,7 @@ __all__ = [
     "ToolCall",
     "invalid",
     "plan_reply",
+    "rate_limited",
     "unauthorized",
     "unknown_provider",
 ]
@@ -60,13 +62,20 @@ def _plan(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
         if draw < spec.error_rate:
             return _server_error()
         if draw < spec.error_rate + spec.rate_limit_rate:
-            return _rate_limited(model, spec.retry_after_s)
+            return rate_limited(spec.rate_limit_kind, model, spec.retry_after_s)
+    if function is None:
+        function = _auto_function(spec, body, rng)
 
     if function is None:
         tool_call = None
-        n = spec.output_tokens if limit is None else min(spec.output_tokens, limit)
-        pieces = tuple(text_pieces(spec.name, n))
-        finish_reason = "length" if n < spec.output_tokens else "stop"
+        words = _json_answer(spec, body)
+        whole = spec.output_tokens if words is None else len(words)
+        n = whole if limit is None else min(whole, limit)
+        pieces = tuple(text_pieces(spec.name, n) if words is None else words[:n])
+        finish_reason = "length" if n < whole else "stop"
+        pieces, stopped = _stopped(pieces, body.get("stop"))
+        if stopped:
+            n, finish_reason = len(pieces), "stop"
     else:
         arguments = orjson.dumps(example_arguments(function.get("parameters"))).decode()
         fragments = split_arguments(arguments)
@@ -79,6 +88,8 @@ def _plan(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
     prompt_tokens = estimate_prompt_tokens(body)
     stream = body.get("stream") is True
     options = body.get("stream_options")
+    delays = _delays(spec, prompt_tokens, n, rng)
+    choices = body.get("n")
     return Completion(
         model=model,
         stream=stream,
@@ -88,9 +99,72 @@ def _plan(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
         finish_reason=finish_reason,
         prompt_tokens=prompt_tokens,
         completion_tokens=n,
-        delays=_delays(spec, prompt_tokens, n, rng),
+        delays=delays,
         usage_details=spec.usage_details,
+        n=choices if isinstance(choices, int) and not isinstance(choices, bool)
+        and 1 <= choices <= 8 else 1,
+        logprobs=body.get("logprobs") is True,
+        time_info=_time_info(spec, delays) if spec.time_info else None,
     )
+
+
+def _json_answer(spec: SimProviderSpec, body: dict[str, Any]) -> list[str] | None:
+    """Valid JSON, token by token, when `response_format` asks for it (else None)."""
+    fmt = body.get("response_format")
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_schema":
+        schema = fmt.get("json_schema")
+        schema = schema.get("schema") if isinstance(schema, dict) else None
+        return split_arguments(orjson.dumps(example_arguments(schema)).decode())
+    if kind == "json_object":
+        text = "".join(text_pieces(spec.name, spec.output_tokens)).strip()
+        return split_arguments(orjson.dumps({"answer": text}).decode())
+    return None
+
+
+def _stopped(pieces: tuple[str, ...], stop: Any) -> tuple[tuple[str, ...], bool]:
+    """The pieces up to the first `stop` string (excluded), as OpenAI cuts them."""
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    stops = [s for s in stops if isinstance(s, str) and s]
+    if not stops:
+        return pieces, False
+    text = "".join(pieces)
+    cut = min((i for s in stops if (i := text.find(s)) >= 0), default=-1)
+    if cut < 0:
+        return pieces, False
+    out: list[str] = []
+    used = 0
+    for piece in pieces:
+        if used + len(piece) >= cut:
+            if cut > used:
+                out.append(piece[:cut - used])
+            break
+        out.append(piece)
+        used += len(piece)
+    return tuple(out), True
+
+
+def _auto_function(spec: SimProviderSpec, body: dict[str, Any], rng: Random
+                   ) -> dict[str, Any] | None:
+    """With tools and `tool_choice` "auto" (or none), a call `auto_tool_rate` of the time."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not tools or body.get("tool_choice", "auto") != "auto":
+        return None
+    functions = [t["function"] for t in tools if isinstance(t, dict)
+                 and isinstance(t.get("function"), dict)
+                 and isinstance(t["function"].get("name"), str)]
+    if not functions or rng.random() >= spec.auto_tool_rate:
+        return None
+    return functions[0]
+
+
+def _time_info(spec: SimProviderSpec, delays: tuple[float, ...]
+               ) -> tuple[float, float, float, float]:
+    """Cerebras's breakdown of this reply's time: queue, prompt, completion, total."""
+    queue = spec.queue_s * spec.time_scale
+    prompt = max(delays[0] - queue, 0.0)
+    completion = sum(delays[1:])
+    return (queue, prompt, completion, queue + prompt + completion)
 
 
 def _delays(spec: SimProviderSpec, prompt_tokens: int, n: int, rng: Random) -> tuple[float, ...]:
@@ -134,6 +208,10 @@ def _parse_request(
             param="model",
             code="model_not_found",
         )
+    if spec.rejects:
+        refused = sorted(features_used(body) & set(spec.rejects))
+        if refused:
+            return _unsupported(refused[0])
     limit = _token_limit(body)
     if isinstance(limit, Failure):
         return limit
@@ -227,6 +305,33 @@ def _server_error() -> Failure:
         "The server had an error while processing your request. Sorry about that!",
         "server_error",
     )
+
+
+# The parameter a feature is named by in a refusal, in Groq's documented wording.
+_REFUSED = {"message_names": "'messages.0' : for 'role:user' the following must be satisfied"
+                             "[('messages.0.name' : property 'name' is unsupported)]",
+            "n": "'n' : number must be at most 1"}
+
+
+def _unsupported(feature: str) -> Failure:
+    message = _REFUSED.get(feature, f"`{feature}` is not supported with this model")
+    return invalid(message, param=None if feature in _REFUSED else feature)
+
+
+def rate_limited(kind: str, model: str, retry_after_s: float,
+                 headers: tuple[tuple[str, str], ...] = ()) -> Failure:
+    """A 429 of `kind`: OpenAI's RPM message, or Cerebras's quota or capacity error."""
+    seconds = format(retry_after_s, "f").rstrip("0").rstrip(".") or "0"
+    retry = (("retry-after", seconds), ("retry-after-ms", str(round(retry_after_s * 1000))))
+    if kind == "quota":
+        return Failure(429, "Tokens per minute limit exceeded - too many tokens processed.",
+                       "too_many_tokens_error", param="quota", code="token_quota_exceeded",
+                       headers=(retry if retry_after_s else ()) + headers)
+    if kind == "capacity":
+        return Failure(429, "We're experiencing high traffic right now! Please try again soon.",
+                       "too_many_requests_error", param="queue", code="queue_exceeded",
+                       headers=retry + headers)
+    return _rate_limited(model, retry_after_s)
 
 
 def _rate_limited(model: str, retry_after_s: float) -> Failure:

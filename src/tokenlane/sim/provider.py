@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ..yamlfile import describe_validation_error
 from .loader import SimConfigError
+from .ratelimits import RateWindow
 from .spec import SimProviderSpec
 
 __all__ = ["ProviderState"]
@@ -29,11 +30,12 @@ class ProviderState:
     as one pair, so a request never numbers itself on the wrong mode's counter.
     """
 
-    __slots__ = ("_current", "rng")
+    __slots__ = ("_current", "rng", "window")
 
     def __init__(self, spec: SimProviderSpec) -> None:
         self._current = (spec, itertools.count())
         self.rng = Random(spec.seed)
+        self.window = RateWindow()  # per-minute limits, when the spec sets any
 
     @property
     def spec(self) -> SimProviderSpec:

@@ -78,6 +78,11 @@ class Completion:
     delays: tuple[float, ...]
     fault: StreamFault | None = None
     usage_details: bool = False  # also report `*_tokens_details` in usage
+    n: int = 1  # choices, each the same answer
+    logprobs: bool = False  # report a logprob per token
+    # Cerebras's time_info (queue, prompt, completion, total seconds), when reported.
+    time_info: tuple[float, float, float, float] | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers (x-ratelimit-*)
 
     @property
     def total_delay(self) -> float:

@@ -161,8 +161,10 @@ class EventStreamResponse:
         waits: bool = True,
         fault_at: int | None = None,
         reset: bool = False,
+        headers: Iterable[tuple[str, str]] = (),
     ):
         self._events = events if fault_at is None else self._watch(events, fault_at)
+        self._headers = _SSE_HEADERS + tuple((k.encode(), v.encode()) for k, v in headers)
         self._clock = clock
         self._finish = finish
         # A reply with no delays never waits, so there is nothing for a disconnect to cut
@@ -199,7 +201,7 @@ class EventStreamResponse:
                 self._finish("completed" if done else "disconnected")
 
     async def _stream(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         sleep = self._clock.sleep
         for delay, event in self._events:
             if delay > 0:  # at zero delay, never touch the clock: benchmarks depend on it
@@ -221,8 +223,10 @@ class DelayedJSONResponse:
     """
 
     def __init__(
-        self, body: bytes, delay: float, clock: Clock, finish: Finish, *, broken: bool = False
+        self, body: bytes, delay: float, clock: Clock, finish: Finish, *, broken: bool = False,
+        headers: Iterable[tuple[str, str]] = (),
     ):
+        self._headers = tuple(headers)
         self._body = body
         self._delay = delay
         self._clock = clock
@@ -234,7 +238,7 @@ class DelayedJSONResponse:
         try:
             if not await _wait(self._delay, self._clock, receive):
                 return  # the client left while the reply was being "generated"
-            await send_json(send, 200, self._body)
+            await send_json(send, 200, self._body, self._headers)
             outcome = "failed" if self._broken else "completed"
         finally:
             self._finish(outcome)

@@ -6,8 +6,11 @@ re-validated spec, so a request that already started keeps the numbers it starte
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..capabilities import ALL_FEATURES
 from .faults import FAULTS
 
 __all__ = ["SimProviderSpec", "SimSettings"]
@@ -57,6 +60,33 @@ class SimProviderSpec(BaseModel):
     # Report usage with OpenAI's detail objects too: half the prompt as `cached_tokens`, half
     # the completion as `reasoning_tokens` (for checking they reach the client intact).
     usage_details: bool = False
+    # What real providers differ in (see tokenlane.capabilities and providers.headroom):
+    # features answered with a 400 naming the parameter, as Groq documents for logprobs,
+    # logit_bias, messages[].name and n > 1.
+    rejects: list[str] = []
+    # What a 429 says: "requests" (OpenAI's RPM message), or Cerebras's two kinds, "quota"
+    # (a window used up) and "capacity" (its queue full right now).
+    rate_limit_kind: Literal["requests", "quota", "capacity"] = "requests"
+    # Per-minute limits, enforced (a request over them is a quota 429) and reported in
+    # x-ratelimit-* headers: "cerebras" style (-minute families, reset in seconds) or "openai"
+    # (no suffix, reset as a duration). Tokens are admitted as prompt + output limit.
+    rate_limit_headers: Literal["cerebras", "openai"] | None = None
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+    # Cerebras's `time_info` in every reply, `queue_s` of it spent queued.
+    time_info: bool = False
+    queue_s: float = Field(default=0.0, ge=0)
+    # Share of requests with tools and tool_choice "auto" (or none) answered with a call.
+    auto_tool_rate: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("rejects")
+    @classmethod
+    def _known_features(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - ALL_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown features {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(ALL_FEATURES))})")
+        return value
 
     @field_validator("models")
     @classmethod

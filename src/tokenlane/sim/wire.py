@@ -98,24 +98,23 @@ def _completion_body(reply: Completion, completion_id: str, created: int) -> byt
                 }
             ],
         }
-    return orjson.dumps(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": reply.model,
-            "system_fingerprint": _SYSTEM_FINGERPRINT,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": reply.finish_reason,
-                }
-            ],
-            "usage": _usage(reply),
-        }
-    )
+    logprobs = _logprobs(reply.pieces) if reply.logprobs and reply.tool_call is None else None
+    body = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": reply.model,
+        "system_fingerprint": _SYSTEM_FINGERPRINT,
+        "choices": [
+            {"index": i, "message": message, "logprobs": logprobs,
+             "finish_reason": reply.finish_reason}
+            for i in range(reply.n)
+        ],
+        "usage": _usage(reply),
+    }
+    if reply.time_info is not None:
+        body["time_info"] = _time_info(reply.time_info)
+    return orjson.dumps(body)
 
 
 def stream_events(
@@ -175,10 +174,33 @@ def _stream_events(
     tail = {"usage": None} if reply.include_usage else {}
     delays = reply.delays
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return _sse({**head, "choices": [choice], **tail})
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, index: int = 0,
+              logprobs: dict[str, Any] | None = None, **extra: Any) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs,
+                  "finish_reason": finish_reason}
+        return _sse({**head, "choices": [choice], **tail, **extra})
 
+    timing = {} if reply.time_info is None else {"time_info": _time_info(reply.time_info)}
+    if reply.tool_call is None and (reply.n > 1 or reply.logprobs):
+        # Several choices, or logprobs per token: each event built whole (the template's one
+        # hole is not enough); every choice gets the same tokens, in turn.
+        indexes = range(reply.n)
+        for k in indexes:
+            yield (delays[0] if k == 0 else 0.0), chunk(
+                {"role": "assistant", "content": "", "refusal": None}, index=k)
+        for i, piece in enumerate(reply.pieces):
+            lp = _logprobs((piece,)) if reply.logprobs else None
+            for k in indexes:
+                yield (delays[i] if i and k == 0 else 0.0), chunk(
+                    {"content": piece}, index=k, logprobs=lp)
+        for k in indexes:
+            last = k == reply.n - 1 and not reply.include_usage
+            yield (delays[-1] if k == 0 else 0.0), chunk(
+                {}, reply.finish_reason, index=k, **(timing if last else {}))
+        if reply.include_usage:
+            yield 0.0, _sse({**head, "choices": [], "usage": _usage(reply), **timing})
+        yield 0.0, DONE
+        return
     if reply.tool_call is None:
         yield delays[0], chunk({"role": "assistant", "content": "", "refusal": None})
         template = _Template(lambda hole: chunk({"content": hole}))
@@ -197,9 +219,10 @@ def _stream_events(
         )
         for i, fragment in enumerate(reply.pieces, start=1):
             yield delays[i], template.fill(fragment)
-    yield delays[-1], chunk({}, reply.finish_reason)
+    # Cerebras reports time_info on the last chunk before [DONE].
+    yield delays[-1], chunk({}, reply.finish_reason, **({} if reply.include_usage else timing))
     if reply.include_usage:
-        yield 0.0, _sse({**head, "choices": [], "usage": _usage(reply)})
+        yield 0.0, _sse({**head, "choices": [], "usage": _usage(reply), **timing})
     yield 0.0, DONE
 
 
@@ -234,6 +257,18 @@ def _usage(reply: Completion) -> dict[str, Any]:
         usage["prompt_tokens_details"] = {"cached_tokens": reply.prompt_tokens // 2}
         usage["completion_tokens_details"] = {"reasoning_tokens": reply.completion_tokens // 2}
     return usage
+
+
+def _logprobs(pieces: tuple[str, ...]) -> dict[str, Any]:
+    """OpenAI's logprobs object for these tokens (a fixed, plausible value each)."""
+    return {"content": [{"token": p, "logprob": -0.25, "bytes": list(p.encode()),
+                         "top_logprobs": []} for p in pieces], "refusal": None}
+
+
+def _time_info(info: tuple[float, float, float, float]) -> dict[str, float]:
+    queue, prompt, completion, total = info
+    return {"queue_time": queue, "prompt_time": prompt, "completion_time": completion,
+            "total_time": total}
 
 
 def _call_id(completion_id: str) -> str:

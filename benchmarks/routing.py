@@ -228,7 +228,7 @@ async def run_arm(job: dict[str, Any]) -> dict[str, Any]:
         records = list(await asyncio.gather(*tasks))
     summary = summarize(records, probes, [{k: v for k, v in c.items() if k != "changes"}
                                           for c in timeline])
-    return summary | {"scenario": scenario.name, "arm": arm, "seed": seed,
+    return summary | {"scenario": scenario.name, "arm": arm, "seed": seed, "smoke": smoke,
                       "virtual_s": loop.time() - start, "wall_s": time.perf_counter() - wall0,
                       "cpu_s": time.process_time() - cpu0}
 
@@ -298,6 +298,26 @@ class Workers:
             proc.wait(timeout=30)
 
 
+def _job_key(commit: str, spec: dict[str, Any]) -> tuple[Any, ...]:
+    return (commit, spec["scenario"], spec["arm"], spec["seed"], spec["smoke"])
+
+
+def reusable(path: Path | None, commits: dict[str, str]) -> dict[tuple[Any, ...], Any]:
+    """Arm results of an earlier run (its routing_arms.json) that this run may take as they
+    are: those of a *committed* tree this run measures too. A run is deterministic (virtual
+    time, seeded), so such an arm would give the very same numbers again; a tree with
+    uncommitted changes is never reused."""
+    if path is None:
+        return {}
+    clean = {c for c in commits.values() if "uncommitted" not in c and c != "not a git checkout"}
+    out = {}
+    for item in json.loads(path.read_text()):
+        r = item["result"]
+        if item["commit"] in clean:
+            out[(item["commit"], r["scenario"], r["arm"], r["seed"], r["smoke"])] = r
+    return out
+
+
 def git_rev(rev: str) -> str:
     """`rev` as a short commit id of this repository (ValueError if it names none)."""
     got = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", f"{rev}^{{commit}}"],
@@ -348,6 +368,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ab.add_argument("--ab-commit", help="as --ab-src, with the src/ of this git commit "
                     "(extracted to a temporary directory)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--reuse", type=Path, help="an earlier run's routing_arms.json: take its "
+                   "arms of a committed tree (e.g. the --ab-commit one) instead of re-running "
+                   "them (runs are deterministic)")
     p.add_argument("--serve-jobs", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.jobs = args.jobs or max(1, len(os.sched_getaffinity(0)))
@@ -415,18 +438,25 @@ def run_all(args: argparse.Namespace, info: dict[str, Any], variants: dict[str, 
                     slots.append(slot)
                     done[0] += 1
                     count = done[0]
-        print(f"[{count}/{len(jobs)}] {variant} {spec['scenario']} {spec['arm']} "
+        print(f"[{count}/{len(todo)}] {variant} {spec['scenario']} {spec['arm']} "
               f"seed {spec['seed']}: {result['wall_s']:.1f} s wall", flush=True)
         return variant, result
 
+    reused = reusable(args.reuse, commits)
+    results = [(v, reused[key]) for v, _, spec in jobs
+               if (key := _job_key(commits[v], spec)) in reused]
+    todo = [j for j in jobs if _job_key(commits[j[0]], j[2]) not in reused]
+    if results:
+        print(f"reusing {len(results)} arm results from {args.reuse}", flush=True)
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(run, jobs))
+            results += list(pool.map(run, todo))
     finally:
         workers.close()
 
     args.out.mkdir(parents=True, exist_ok=True)  # the raw results first: nothing measured is lost
-    (args.out / "routing_arms.json").write_text(json.dumps(results) + "\n")
+    (args.out / "routing_arms.json").write_text(json.dumps(
+        [{"variant": v, "commit": commits[v], "result": r} for v, r in results]) + "\n")
     by_key = {(v, r["scenario"], r["arm"], r["seed"]): r for v, r in results}
     rows = []
     for s in scenarios:

@@ -16,10 +16,13 @@ an attempt belongs to (tasks a request starts, such as a hedge, inherit it).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any
+
+import orjson
 
 from ..errors import ModelNotFound, TokenlaneError
 from ..request import ChatRequest
@@ -35,6 +38,8 @@ from .store import Admission, LedgerRow, Limiter
 __all__ = ["NO_TICKET", "OPEN_GATE", "Gate", "OpenGate", "Ticket", "request_id_of"]
 
 Served = ChatStream | Completion | None
+
+request_log = logging.getLogger("tokenlane.requests")
 
 # The request an attempt belongs to, for the engine's observation callback (which knows only
 # the attempt). Set by `admit` in the handler's task, reset by `settle`.
@@ -98,10 +103,12 @@ OPEN_GATE = OpenGate()
 
 class Gate:
     def __init__(self, catalog: Catalog, limiter: Limiter, record: Callable[[LedgerRow], None],
-                 *, reserve_output_tokens: int, wall: Callable[[], float] = time.time) -> None:
+                 *, reserve_output_tokens: int, wall: Callable[[], float] = time.time,
+                 request_log: bool = False) -> None:
         self._catalog = catalog
         self._limiter = limiter
         self._record = record  # queues a ledger row (LedgerWriter.add)
+        self._request_log = request_log
         self._reserve_output = reserve_output_tokens
         self._wall = wall
         self._deployments: dict[str, Deployment] = {
@@ -148,7 +155,7 @@ class Gate:
         if ticket.admission is not None:
             self._limiter.settle(ticket.admission, cost, billed.total)
         last = winner or (ticket.observations[-1] if ticket.observations else None)
-        self._record(LedgerRow(
+        row = LedgerRow(
             request_id=ticket.request_id, key_id=ticket.key.id if ticket.key else None,
             model=ticket.chat.model, deployment=winner.deployment if winner else None,
             prompt_tokens=tokens.prompt, completion_tokens=tokens.completion,
@@ -156,7 +163,10 @@ class Gate:
             ttft_s=winner.ttft_s if winner else None,
             decode_tps=winner.decode_tps if winner else None,
             outcome=_outcome(winner, last, error), attempts=len(ticket.observations),
-            at=self._wall(), surface=ticket.surface, stream=ticket.chat.stream))
+            at=self._wall(), surface=ticket.surface, stream=ticket.chat.stream)
+        self._record(row)
+        if self._request_log and request_log.isEnabledFor(logging.INFO):
+            request_log.info("%s", log_line(row, ticket.key, served))
 
     def _route_for(self, key: VirtualKey, model: str) -> ModelRoute:
         models = key.spec.models
@@ -168,6 +178,16 @@ class Gate:
     def _cost(self, deployment: str, tokens: Tokens) -> float:
         found = self._deployments.get(deployment)
         return cost_of(tokens, found.price) if found is not None else 0.0
+
+
+def log_line(row: LedgerRow, key: VirtualKey | None, served: Served) -> str:
+    """The request log's JSON line: the ledger row, who asked, and why that deployment."""
+    line = row.to_dict()
+    line["client"] = "master" if key is None else {
+        "key_id": key.id, "name": key.spec.name, "metadata": key.spec.metadata}
+    decision = served.decision if served is not None else None
+    line["decision"] = decision.header() if decision is not None else None
+    return orjson.dumps(line).decode()
 
 
 def request_id_of(scope: Any) -> str:

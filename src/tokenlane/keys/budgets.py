@@ -60,10 +60,13 @@ class BudgetBook:
 
     def __init__(self) -> None:
         self._keys: dict[str, _Spend] = {}
+        # Period starts of the current day, worked out once a day rather than per request.
+        self._day = (-1.0, 0.0)  # (day start, day end)
+        self._starts: dict[Period, float] = {}
 
     def load(self, key_id: str, spent: dict[Period, float], wall: float) -> None:
         """Start from what the ledger says was spent in each current period."""
-        self._keys[key_id] = _Spend({p: period_start(p, wall) for p in PERIODS},
+        self._keys[key_id] = _Spend(dict(self._period_starts(wall)),
                                     {p: spent.get(p, 0.0) for p in PERIODS})
 
     def spent(self, key_id: str, wall: float) -> dict[Period, float]:
@@ -93,14 +96,20 @@ class BudgetBook:
             book.spent[period] += cost
 
     def _book(self, key_id: str, wall: float) -> _Spend:
+        starts = self._period_starts(wall)
         book = self._keys.get(key_id)
         if book is None:
-            book = self._keys[key_id] = _Spend()
-            for period in PERIODS:
-                book.starts[period], book.spent[period] = period_start(period, wall), 0.0
+            book = self._keys[key_id] = _Spend(dict(starts), {p: 0.0 for p in PERIODS})
             return book
-        for period in ("day", "month"):
-            start = period_start(period, wall)
-            if start > book.starts[period]:  # a new day or month: its spend starts at zero
-                book.starts[period], book.spent[period] = start, 0.0
+        if book.starts["day"] != starts["day"]:  # a new day (or month): its spend starts at 0
+            for period in ("day", "month"):
+                if starts[period] > book.starts[period]:
+                    book.starts[period], book.spent[period] = starts[period], 0.0
         return book
+
+    def _period_starts(self, wall: float) -> dict[Period, float]:
+        start, end = self._day
+        if not start <= wall < end:
+            self._starts = {p: period_start(p, wall) for p in PERIODS}
+            self._day = (self._starts["day"], self._starts["day"] + 86400.0)
+        return self._starts

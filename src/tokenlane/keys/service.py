@@ -48,7 +48,8 @@ class KeyService:
         self.ledger = LedgerWriter(store, self._offload, interval_s=settings.flush_interval_s,
                                    max_rows=settings.flush_rows)
         self.gate = Gate(catalog, limiter, self.ledger.add,
-                         reserve_output_tokens=settings.reserve_output_tokens, wall=wall)
+                         reserve_output_tokens=settings.reserve_output_tokens, wall=wall,
+                         request_log=settings.request_log)
         self._keys = {k.id: k for k in store.load_keys()}
         now = wall()
         spent = {p: store.spent_by_key(period_start(p, now)) for p in PERIODS}

@@ -13,24 +13,15 @@ names that carry credentials.
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import replace
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .capabilities import ALL_FEATURES, LimitParam, ParamRules, UnsupportedRule
 from .presets import PRESETS, Preset
+from .sim import SimSettings
 from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
 from .yamlfile import ConfigError, describe_validation_error, locate, read_yaml
 
@@ -170,10 +161,6 @@ class DeploymentSettings(_Strict):
     limit_param: LimitParam | None = None
     max_output_tokens: int | None = Field(
         None, gt=0, description="cap on the output limit sent (Cerebras admits on it)")
-    # The upstream APIs it serves (tokenlane.types.ENDPOINTS): an embedding model is
-    # `[embeddings]`, a base model behind vLLM may be `[chat, completions]`.
-    endpoints: list[Literal["chat", "embeddings", "completions"]] = Field(
-        ["chat"], min_length=1)
 
     @model_validator(mode="after")
     def _known_capabilities(self) -> DeploymentSettings:
@@ -186,8 +173,8 @@ class DeploymentSettings(_Strict):
     def resolve_rules(self, preset: Preset | None) -> tuple[frozenset[str] | None, ParamRules]:
         """Capabilities and parameter rules: this deployment's settings over its preset's."""
         base = preset.rules if preset is not None else ParamRules()
-        rules = replace(
-            base, limit_param=self.limit_param or base.limit_param,
+        rules = ParamRules(
+            limit_param=self.limit_param or base.limit_param,
             unsupported=self.unsupported or base.unsupported,
             max_output_tokens=self.max_output_tokens or base.max_output_tokens)
         if self.capabilities is not None:
@@ -222,11 +209,11 @@ class CircuitConfig(_Strict):
     open_s: float = Field(1.0, gt=0, description="first cool-down; doubles per failed trial")
     max_open_s: float = Field(30.0, gt=0)
     max_retry_after_s: float = Field(300.0, gt=0, description="Retry-After honoured up to")
-    auth_open_s: float = Field(300.0, gt=0, description="open this long on an upstream 401/403")
 
 
 class ProbeConfig(_Strict):
     """Active probes re-measure deployments users are kept away from (see routing.probes)."""
+    auth_open_s: float = Field(300.0, gt=0, description="open this long on an upstream 401/403")
 
     enabled: bool = True
     interval_s: float = Field(0.25, gt=0, description="how often the recheck schedule is read")
@@ -261,8 +248,6 @@ class ModelSettings(_Strict):
     value_of_time: float | None = Field(None, ge=0, description="USD per hour of waiting")
     expected_output_tokens: int | None = Field(None, gt=0)
     failover: FailoverSettings | None = None
-    # Unix time /v1/models reports (e.g. the model's release); unset: when the config loaded.
-    created: int | None = Field(None, ge=0)
 
 
 class RoutingSettings(_Strict):
@@ -307,24 +292,6 @@ class KeysSettings(_Strict):
         return os.path.join(self.data_dir, self.path)
 
 
-def _sim_section(value: Any) -> Any:
-    # The simulator's own types validate it (errors keep their `sim.` paths), imported only
-    # when a config has the section: a gateway without one never loads the simulator.
-    if value is None:
-        return None
-    from .sim.spec import SimSettings
-
-    return SimSettings.model_validate(value)
-
-
-if TYPE_CHECKING:
-    from .sim.spec import SimSettings
-
-    SimSection = SimSettings | None
-else:
-    SimSection = Annotated[Any, PlainValidator(_sim_section)]
-
-
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     providers: dict[str, ProviderSettings] = {}
@@ -332,7 +299,7 @@ class Settings(_Strict):
     routing: RoutingSettings = RoutingSettings()
     keys: KeysSettings = KeysSettings()
     # Simulated providers `tokenlane serve` starts beside the gateway (demo, tests, benchmarks).
-    sim: SimSection = None
+    sim: SimSettings | None = None
 
     @model_validator(mode="after")
     def _keys_need_master_keys(self) -> Settings:
@@ -367,12 +334,6 @@ class Settings(_Strict):
                         f"unknown provider {dep.provider!r} (known: {known})"
                     )
                 spec = self.providers[dep.provider]
-                passthrough = set(dep.endpoints) - {"chat"}
-                if passthrough and provider.dialect != "openai":
-                    raise ConfigError(
-                        f"{source}: models.{model_name}.deployments[{i}].endpoints: "
-                        f"{', '.join(sorted(passthrough))} need an OpenAI-dialect provider "
-                        f"({dep.provider!r} speaks {provider.dialect})")
                 capabilities, rules = dep.resolve_rules(PRESETS.get(spec.preset or ""))
                 deployments.append(
                     Deployment(
@@ -384,7 +345,6 @@ class Settings(_Strict):
                         capabilities=capabilities,
                         weight=dep.weight,
                         rules=rules,
-                        endpoints=frozenset(dep.endpoints),
                     )
                 )
             ids = [d.id for d in deployments]
@@ -398,7 +358,6 @@ class Settings(_Strict):
                 value_of_time=r.value_of_time if model.value_of_time is None else model.value_of_time,
                 expected_output_tokens=model.expected_output_tokens or r.expected_output_tokens,
                 failover=_failover(r.failover, model.failover),
-                created=model.created if model.created is not None else int(time.time()),
             )
         return Catalog(models=models, providers=providers)
 
@@ -444,7 +403,6 @@ def _resolve_provider(
         max_event_bytes=spec.max_event_bytes,
         auth_header=preset.auth_header if preset else "authorization",
         query=tuple({**(preset.query if preset else {}), **spec.query}.items()),
-        api_key_env=key_env,
     )
 
 
@@ -459,6 +417,7 @@ class _Secret(str):
 
 # Names that reach this machine's loopback listener, and the hosts that mean "every interface".
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+        api_key_env=key_env,
 _ANY_INTERFACE = frozenset({"0.0.0.0", "::", ""})
 
 

@@ -28,6 +28,7 @@ class Demo:
     url: str
     app: Any
     deployments: dict[str, list[str]]  # model -> deployment ids, in config order
+    chat_models: list[str]  # the models some deployment serves chat completions for
 
     def openai(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=MASTER_KEY, max_retries=0)
@@ -35,7 +36,7 @@ class Demo:
     def traffic(self, requests: int, *, stream: bool = True) -> None:
         client = self.openai()
         for i in range(requests):
-            model = list(self.deployments)[i % len(self.deployments)]
+            model = self.chat_models[i % len(self.chat_models)]
             if stream:
                 for _ in client.chat.completions.create(
                         model=model, messages=[{"role": "user", "content": f"hi {i}"}],
@@ -66,4 +67,6 @@ def demo(*, time_scale: float = 0.02) -> Iterator[Demo]:
         url = stack.enter_context(serve(app))
         catalog = app.state.engine.catalog
         yield Demo(url, app, {name: [d.id for d in route.deployments]
-                              for name, route in catalog.models.items()})
+                              for name, route in catalog.models.items()},
+                   [name for name, route in catalog.models.items()
+                    if any("chat" in d.endpoints for d in route.deployments)])

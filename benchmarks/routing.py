@@ -446,8 +446,9 @@ def run_all(args: argparse.Namespace, info: dict[str, Any], variants: dict[str, 
     results = [(v, reused[key]) for v, _, spec in jobs
                if (key := _job_key(commits[v], spec)) in reused]
     todo = [j for j in jobs if _job_key(commits[j[0]], j[2]) not in reused]
-    if results:
-        print(f"reusing {len(results)} arm results from {args.reuse}", flush=True)
+    reused_count = len(results)
+    if reused_count:
+        print(f"reusing {reused_count} arm results from {args.reuse}", flush=True)
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             results += list(pool.map(run, todo))
@@ -490,6 +491,7 @@ def run_all(args: argparse.Namespace, info: dict[str, Any], variants: dict[str, 
                                             for at, ph in s.timeline(args.smoke)]}
                       for s in scenarios},
         "rows": rows,
+        "reused_arms": {"count": reused_count, "from": str(args.reuse) if reused_count else None},
         "wall_s": elapsed,
         "arm_wall_s": sum(r["wall_s"] for _, r in results),
         "arm_cpu_s": sum(r["cpu_s"] for _, r in results),
@@ -516,6 +518,7 @@ def render(data: dict[str, Any], variants: Sequence[str]) -> str:
          f"{cfg['max_tokens'][1]}; seeds {cfg['seed']}..{cfg['seed'] + cfg['seeds'] - 1} "
          f"(medians); smoke={cfg['smoke']}; virtual time (scenario seconds), "
          f"{data['wall_s']:.0f} s wall on {cfg['jobs']} workers  "),
+        *([reused_note(data["reused_arms"])] if data["reused_arms"]["count"] else []),
         ("gateway config: providers and models only, everything else at its defaults; each "
          "policy against an oracle of its own objective. `*` = misses the target in the "
          "column header (reported, not asserted)."
@@ -529,6 +532,11 @@ def render(data: dict[str, Any], variants: Sequence[str]) -> str:
           for name, s in data["scenarios"].items()),
     ]
     return "\n".join(lines)
+
+
+def reused_note(reused: dict[str, Any]) -> str:
+    return (f"{reused['count']} arm results of committed trees taken from `{reused['from']}` "
+            "(deterministic: a re-run gives the same numbers)  ")
 
 
 if __name__ == "__main__":

@@ -161,6 +161,10 @@ class DeploymentSettings(_Strict):
     limit_param: LimitParam | None = None
     max_output_tokens: int | None = Field(
         None, gt=0, description="cap on the output limit sent (Cerebras admits on it)")
+    # The upstream APIs it serves (tokenlane.types.ENDPOINTS): an embedding model is
+    # `[embeddings]`, a base model behind vLLM may be `[chat, completions]`.
+    endpoints: list[Literal["chat", "embeddings", "completions"]] = Field(
+        ["chat"], min_length=1)
 
     @model_validator(mode="after")
     def _known_capabilities(self) -> DeploymentSettings:
@@ -334,6 +338,12 @@ class Settings(_Strict):
                         f"unknown provider {dep.provider!r} (known: {known})"
                     )
                 spec = self.providers[dep.provider]
+                passthrough = set(dep.endpoints) - {"chat"}
+                if passthrough and provider.dialect != "openai":
+                    raise ConfigError(
+                        f"{source}: models.{model_name}.deployments[{i}].endpoints: "
+                        f"{', '.join(sorted(passthrough))} need an OpenAI-dialect provider "
+                        f"({dep.provider!r} speaks {provider.dialect})")
                 capabilities, rules = dep.resolve_rules(PRESETS.get(spec.preset or ""))
                 deployments.append(
                     Deployment(
@@ -345,6 +355,7 @@ class Settings(_Strict):
                         capabilities=capabilities,
                         weight=dep.weight,
                         rules=rules,
+                        endpoints=frozenset(dep.endpoints),
                     )
                 )
             ids = [d.id for d in deployments]

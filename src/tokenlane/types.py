@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .capabilities import DEFAULT_RULES, ParamRules
 
-__all__ = ["Catalog", "Deployment", "Failover", "ModelRoute", "Price", "Provider"]
+__all__ = ["CHAT_ONLY", "ENDPOINTS", "Catalog", "Deployment", "Failover", "ModelRoute", "Price",
+           "Provider"]
+
+# The upstream APIs a deployment may serve: chat completions (every surface that translates to
+# chat rides on it), embeddings and legacy text completions (passed through: routing/passthrough).
+ENDPOINTS = ("chat", "embeddings", "completions")
+CHAT_ONLY = frozenset({"chat"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,7 @@ class Deployment:
     capabilities: frozenset[str] | None = None
     weight: float = 1.0  # for the static `weighted` policy
     rules: ParamRules = DEFAULT_RULES  # limit parameter, unsupported-parameter rule, cap
+    endpoints: frozenset[str] = CHAT_ONLY  # of ENDPOINTS: what this deployment serves
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,14 @@ class ModelRoute:
     value_of_time: float = 10.0  # USD per hour of waiting, for `balanced`
     expected_output_tokens: int = 256  # when the request sets no max_tokens
     failover: Failover = Failover()
+
+    def serving(self, endpoint: str) -> ModelRoute:
+        """This model with only the deployments that serve `endpoint` (itself when all do,
+        the common case: no copy on the chat path)."""
+        if all(endpoint in d.endpoints for d in self.deployments):
+            return self
+        return replace(self, deployments=tuple(
+            d for d in self.deployments if endpoint in d.endpoints))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,10 @@ import orjson
 
 from ..errors import TokenlaneError
 from ..stats.observation import Observation
-from . import _chat
+from . import _chat, _embeddings
 from ._closing import AsyncClosing, Closing
 from ._wire import ChunkDecoder, NeedData, error_from_response, route_from_headers
-from .results import ChatCompletion, RouterStats
+from .results import ChatCompletion, Embeddings, RouterStats
 from .streams import AsyncStream, Stream
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client", "GatewayUnreachable"]
@@ -78,6 +78,17 @@ class _BaseClient(Generic[H]):
             headers["accept"] = "text/event-stream"
         return self._http.build_request("POST", self.base_url + "/v1/chat/completions",
                                         content=orjson.dumps(body), headers=headers)
+
+    def _embed_request(self, body: dict[str, Any]) -> httpx.Request:
+        return self._http.build_request(
+            "POST", self.base_url + "/v1/embeddings", content=orjson.dumps(body),
+            headers={**self._headers, "content-type": "application/json"})
+
+    @staticmethod
+    def _embedded(response: httpx.Response) -> Embeddings:
+        decision, deployment = route_from_headers(response.headers)
+        return Embeddings(orjson.loads(response.content), decision=decision,
+                          deployment=deployment)
 
     def _get_request(self, path: str) -> httpx.Request:
         return self._http.build_request("GET", self.base_url + path, headers=self._headers)
@@ -176,6 +187,11 @@ class Client(_BaseClient[httpx.Client], Closing):
         decision, deployment = route_from_headers(response.headers)
         return Stream(_HTTPSource(response), decision=decision, deployment=deployment)
 
+    embeddings = _embeddings.embeddings
+
+    def _embed(self, body: dict[str, Any]) -> Embeddings:
+        return self._embedded(self._send(self._embed_request(body)))
+
     def stats(self) -> RouterStats:
         """The gateway's live routing estimates (`GET /v1/router/stats`)."""
         return RouterStats.from_dict(self._send(self._get_request(_STATS_PATH)).json())
@@ -226,6 +242,11 @@ class AsyncClient(_BaseClient[httpx.AsyncClient], AsyncClosing):
             return self._completion(response)
         decision, deployment = route_from_headers(response.headers)
         return AsyncStream(_AsyncHTTPSource(response), decision=decision, deployment=deployment)
+
+    embeddings = _embeddings.aembeddings
+
+    async def _aembed(self, body: dict[str, Any]) -> Embeddings:
+        return self._embedded(await self._send(self._embed_request(body)))
 
     async def stats(self) -> RouterStats:
         """The gateway's live routing estimates (`GET /v1/router/stats`)."""

@@ -28,6 +28,7 @@ __all__ = [
     "ChunkChoice",
     "Delta",
     "DeploymentStats",
+    "Embeddings",
     "FunctionCall",
     "Message",
     "ModelStats",
@@ -274,6 +275,25 @@ class ChatCompletion(_Routed):
         from openai.types.chat import ChatCompletion as OpenAIChatCompletion
 
         return OpenAIChatCompletion.model_validate(self.raw)
+
+
+class Embeddings(_Routed):
+    """An embeddings answer (`object: list`), with how it was routed; `observation`
+    (in-process only) holds its latency as `ttft_s` and its `cost`."""
+
+    __slots__ = ()
+
+    @property
+    def vectors(self) -> list[list[float]]:
+        """One vector per input, in input order."""
+        data = sorted(self.raw.get("data") or (), key=lambda d: d.get("index", 0))
+        return [list(d.get("embedding") or ()) for d in data]
+
+    def to_openai(self) -> openai.types.CreateEmbeddingResponse:
+        """The official SDK's model of this answer (needs the `openai` package)."""
+        from openai.types import CreateEmbeddingResponse
+
+        return CreateEmbeddingResponse.model_validate(self.raw)
 
 
 class ChatCompletionChunk(_Routed):

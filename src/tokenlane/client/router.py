@@ -26,13 +26,15 @@ from ..config import Settings, load_settings, parse_settings
 from ..request import chat_request_from_body
 from ..routing.build import build_engine, build_prober
 from ..routing.engine import Completion
+from ..routing.passthrough import Passthrough, PassthroughAnswer
 from ..routing.stream import ChatStream
 from ..stats.observation import Observation
+from ..surfaces.passthrough import passthrough_request
 from ..types import Catalog
-from . import _chat
+from . import _chat, _embeddings
 from ._closing import AsyncClosing, Closing
 from ._runner import AsyncQueueSource, EngineRunner, ThreadQueueSource
-from .results import ChatCompletion, RouterStats
+from .results import ChatCompletion, Embeddings, RouterStats
 from .route import RouteInfo
 from .streams import AsyncStream, Stream
 
@@ -71,6 +73,7 @@ class Router(Closing, AsyncClosing):
         engine = build_engine(self.settings, self.catalog, clock=clock, rng=rng,
                               on_observation=on_observation)
         self._runner = EngineRunner(engine, build_prober(self.settings, engine))
+        self._passthrough = Passthrough(engine)  # embeddings, on the same engine
         # Never closed: close when collected, or at interpreter exit at the latest.
         weakref.finalize(self, _close_abandoned, self._runner)
 
@@ -105,6 +108,19 @@ class Router(Closing, AsyncClosing):
         source = AsyncQueueSource(runner, owner=self)
         opened = await runner.acall(lambda: runner.open_stream(request, source))
         return AsyncStream(source, decision=_decision(opened), deployment=opened.deployment.id)
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    embeddings = _embeddings.embeddings
+    aembeddings = _embeddings.aembeddings
+
+    def _embed(self, body: dict[str, Any]) -> Embeddings:
+        request = passthrough_request("embeddings", body)
+        return _embedded(self._runner.call(lambda: self._passthrough.embed(request)))
+
+    async def _aembed(self, body: dict[str, Any]) -> Embeddings:
+        request = passthrough_request("embeddings", body)
+        return _embedded(await self._runner.acall(lambda: self._passthrough.embed(request)))
 
     # -- stats ------------------------------------------------------------------------------
 
@@ -147,7 +163,12 @@ def _load(config: ConfigSource, env: Mapping[str, str]) -> tuple[Settings, Catal
     return settings, settings.resolve(env, source=source)
 
 
-def _decision(stream: ChatStream | Completion) -> RouteInfo | None:
+def _embedded(answer: PassthroughAnswer) -> Embeddings:
+    return Embeddings(answer.body, decision=_decision(answer), deployment=answer.deployment.id,
+                      observation=answer.observation)
+
+
+def _decision(stream: ChatStream | Completion | PassthroughAnswer) -> RouteInfo | None:
     decision = stream.decision
     return RouteInfo.from_dict(decision.to_dict()) if decision is not None else None
 

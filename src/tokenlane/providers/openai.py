@@ -40,6 +40,8 @@ class OpenAIDialect:
         self._url = upstream_url(provider, "chat/completions")
         self._headers = upstream_headers(provider, self._url, accept="text/event-stream")
         self._timeouts = timeouts(provider.connect_timeout_s)
+        # (path, stream) -> URL and headers of the pass-through endpoints, built on first use.
+        self._prepared: dict[tuple[str, bool], tuple[httpx.URL, httpx.Headers]] = {}
 
     async def open_stream(
         self, body: dict[str, Any], connect_timeout: float | None = None
@@ -53,15 +55,25 @@ class OpenAIDialect:
                 "timeout": self._timeouts if connect_timeout is None else timeouts(connect_timeout)
             },
         )
-        try:
-            response = await self._transport.handle_async_request(request)
-        except httpx.HTTPError as exc:
-            if _is_timeout(exc):
-                raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
-            raise UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}") from exc
-        if response.status_code >= 400:
-            raise await _http_error(response, self.provider.api_key)
+        response = await _send(self._transport, request, self.provider.api_key)
         return OpenAIStream(response, self.provider.max_event_bytes)
+
+    async def post(self, path: str, body: dict[str, Any], *, stream: bool = False,
+                   connect_timeout: float | None = None) -> httpx.Response:
+        """POST `body` as it is to `path` under the provider (`embeddings`, `completions`:
+        the pass-through endpoints, see routing/passthrough) over the same pool; the 2xx
+        response comes back unread, failures raise as for `open_stream`."""
+        prepared = self._prepared.get((path, stream))
+        if prepared is None:
+            url = upstream_url(self.provider, path)
+            accept = "text/event-stream" if stream else "application/json"
+            prepared = self._prepared[(path, stream)] = (
+                url, upstream_headers(self.provider, url, accept=accept))
+        url, headers = prepared
+        request = httpx.Request("POST", url, content=orjson.dumps(body), headers=headers,
+                                extensions={"timeout": self._timeouts if connect_timeout is None
+                                            else timeouts(connect_timeout)})
+        return await _send(self._transport, request, self.provider.api_key)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -117,6 +129,20 @@ class OpenAIStream:
 
     async def aclose(self) -> None:
         await self._response.aclose()
+
+
+async def _send(transport: httpx.AsyncBaseTransport, request: httpx.Request,
+                secret: str | None) -> httpx.Response:
+    """The 2xx response to `request`; connect failures and HTTP errors raised classified."""
+    try:
+        response = await transport.handle_async_request(request)
+    except httpx.HTTPError as exc:
+        if _is_timeout(exc):
+            raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
+        raise UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}") from exc
+    if response.status_code >= 400:
+        raise await _http_error(response, secret)
+    return response
 
 
 def _parse_chunk(data: bytes, event: str | None) -> dict[str, Any]:

@@ -117,7 +117,11 @@ class Engine:
         route = self.catalog.models.get(model)
         if route is None:
             raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
-        return route
+        chat = route.serving("chat")
+        if not chat.deployments:
+            raise ModelNotFound(f"The model `{model}` is not a chat model: no deployment of it "
+                                "serves chat completions.", param="model")
+        return chat
 
     def plan(self, request: ChatRequest) -> Decision:
         route = self.route(request.model)

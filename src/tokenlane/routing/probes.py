@@ -70,8 +70,8 @@ class Prober:
             snapshot = engine.stats.snapshot((d.id for d in route.deployments),
                                              circuit=engine.circuits.state)
             for d in route.deployments:
-                if d.id in seen or d.id in self._running:
-                    continue
+                if d.id in seen or d.id in self._running or "chat" not in d.endpoints:
+                    continue  # (a probe is a chat request)
                 seen.add(d.id)
                 e = snapshot.estimates[d.id]
                 if engine.circuits.rate_limited(d.id) or engine.circuits.auth_failed(d.id):

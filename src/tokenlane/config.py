@@ -414,6 +414,7 @@ def _resolve_provider(
         max_event_bytes=spec.max_event_bytes,
         auth_header=preset.auth_header if preset else "authorization",
         query=tuple({**(preset.query if preset else {}), **spec.query}.items()),
+        api_key_env=key_env,
     )
 
 
@@ -428,7 +429,6 @@ class _Secret(str):
 
 # Names that reach this machine's loopback listener, and the hosts that mean "every interface".
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-        api_key_env=key_env,
 _ANY_INTERFACE = frozenset({"0.0.0.0", "::", ""})
 
 

@@ -177,6 +177,7 @@ class NoDeploymentAvailable(TokenlaneError):
         retry_after: float | None = None,
         *,
         rate_limited: bool = False,
+        auth_failed: bool = False,
     ):
         if attempts:
             message = f"{message}: " + "; ".join(a.describe() for a in attempts)
@@ -186,6 +187,9 @@ class NoDeploymentAvailable(TokenlaneError):
         if rate_limited:
             # As OpenAI answers a rate-limited request.
             self.status, self.type, self.code = 429, "requests", "rate_limit_exceeded"
+        elif auth_failed:
+            # The providers refused the gateway's own credentials: a bad gateway.
+            self.status, self.type, self.code = 502, "server_error", "upstream_auth_failed"
 
     def to_body(self) -> dict[str, Any]:
         """OpenAI's error object plus `attempts`."""
@@ -203,9 +207,5 @@ def _with_attempts(body: dict[str, Any], attempts: tuple[Attempt, ...]) -> dict[
     body["error"]["attempts"] = [
         {"deployment": a.deployment, "outcome": a.outcome, "status": a.status, "reason": a.reason}
         for a in attempts
-        auth_failed: bool = False,
     ]
     return body
-        elif auth_failed:
-            # The providers refused the gateway's own credentials: a bad gateway.
-            self.status, self.type, self.code = 502, "server_error", "upstream_auth_failed"

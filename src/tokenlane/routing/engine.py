@@ -518,11 +518,6 @@ class Engine:
             # a 429 tells the client to back off.
             return NoDeploymentAvailable(f"All deployments of {model} are rate limited",
                                          tuple(attempts + skipped), retry_after, rate_limited=True)
-        if not attempts:
-            return NoDeploymentAvailable(
-                f"No deployment of {model} is available (circuits open)", tuple(skipped),
-                retry_after)
-        return NoDeploymentAvailable(f"All deployments of {model} failed",
         if all(a.outcome == "auth" or self.circuits.auth_failed(a.deployment)
                for a in attempts + skipped):
             # Our credentials, not the client's: a gateway fault (502), never a 401 that
@@ -530,6 +525,11 @@ class Engine:
             return NoDeploymentAvailable(
                 f"Every deployment of {model} refused the gateway's upstream credentials",
                 tuple(attempts + skipped), None, auth_failed=True)
+        if not attempts:
+            return NoDeploymentAvailable(
+                f"No deployment of {model} is available (circuits open)", tuple(skipped),
+                retry_after)
+        return NoDeploymentAvailable(f"All deployments of {model} failed",
                                      tuple(attempts + skipped), retry_after)
 
     # -- reporting --------------------------------------------------------------------------

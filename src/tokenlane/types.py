@@ -44,13 +44,13 @@ class Provider:
     # (Azure's `api-key`) the bare key; and query parameters every request carries.
     auth_header: str = "authorization"
     query: tuple[tuple[str, str], ...] = ()
+    api_key_env: str | None = None  # where the key came from (named in logs; never the key)
 
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """One model on one provider, e.g. `cerebras/llama-3.3-70b`."""
 
-    api_key_env: str | None = None  # where the key came from (named in logs; never the key)
     id: str
     provider: Provider
     upstream_model: str

@@ -85,6 +85,8 @@ class ParamRules:
     unsupported: UnsupportedRule = "route_elsewhere"
     # Upper bound on the output limit sent (also set when the client sets none).
     max_output_tokens: int | None = None
+    # The upstream routes on its own (OpenRouter): the client's `provider` object goes to it.
+    forward_provider: bool = False
 
 
 DEFAULT_RULES = ParamRules()
@@ -235,12 +237,15 @@ def screen(
     return Screening(excluded, demoted, dropped, used)
 
 
-def prepare(body: dict[str, Any], deployment: Deployment) -> None:
-    """The outgoing body for `deployment`, in place: its limit parameter and cap, and the
-    parameters its `drop` rule leaves out."""
+def prepare(body: dict[str, Any], deployment: Deployment, options: Any = None) -> None:
+    """The outgoing body for `deployment`, in place: its limit parameter and cap, the
+    parameters its `drop` rule leaves out, and for an upstream that routes on its own the
+    OpenRouter fields of the request's routing `options`."""
     caps, rules = deployment.capabilities, deployment.rules
     if caps is None and rules == DEFAULT_RULES:
         return
+    if rules.forward_provider and options is not None and (forward := options.upstream_object()):
+        body["provider"] = forward
     drop: frozenset[str] = frozenset()
     if caps is not None and rules.unsupported == "drop":
         drop = assess(features_used(body), caps, rules).drop

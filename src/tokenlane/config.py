@@ -13,7 +13,9 @@ names that carry credentials.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -177,8 +179,8 @@ class DeploymentSettings(_Strict):
     def resolve_rules(self, preset: Preset | None) -> tuple[frozenset[str] | None, ParamRules]:
         """Capabilities and parameter rules: this deployment's settings over its preset's."""
         base = preset.rules if preset is not None else ParamRules()
-        rules = ParamRules(
-            limit_param=self.limit_param or base.limit_param,
+        rules = replace(
+            base, limit_param=self.limit_param or base.limit_param,
             unsupported=self.unsupported or base.unsupported,
             max_output_tokens=self.max_output_tokens or base.max_output_tokens)
         if self.capabilities is not None:
@@ -252,6 +254,10 @@ class ModelSettings(_Strict):
     value_of_time: float | None = Field(None, ge=0, description="USD per hour of waiting")
     expected_output_tokens: int | None = Field(None, gt=0)
     failover: FailoverSettings | None = None
+    # Unix time /v1/models reports (e.g. the model's release); unset: when the config loaded.
+    created: int | None = Field(None, ge=0)
+    # Other models (by public name) whose deployments follow this one's in every plan.
+    fallback_models: list[str] = []
 
 
 class RoutingSettings(_Strict):
@@ -369,7 +375,14 @@ class Settings(_Strict):
                 value_of_time=r.value_of_time if model.value_of_time is None else model.value_of_time,
                 expected_output_tokens=model.expected_output_tokens or r.expected_output_tokens,
                 failover=_failover(r.failover, model.failover),
+                created=model.created if model.created is not None else int(time.time()),
+                fallback_models=tuple(model.fallback_models),
             )
+        for model_name, model in self.models.items():
+            unknown = [m for m in model.fallback_models if m not in self.models]
+            if unknown:
+                raise ConfigError(f"{source}: models.{model_name}.fallback_models: unknown "
+                                  f"model(s) {', '.join(unknown)}")
         return Catalog(models=models, providers=providers)
 
 

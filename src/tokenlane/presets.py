@@ -66,7 +66,8 @@ PRESETS: dict[str, Preset] = {
     "deepinfra": Preset("https://api.deepinfra.com/v1/openai", "DEEPINFRA_TOKEN",
                         capabilities=_without("logit_bias", "vision"), rules=_MAX_TOKENS),
     # OpenRouter routes on its own (the client's `provider` object goes to it): unknown here.
-    "openrouter": Preset("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    "openrouter": Preset("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY",
+                         rules=ParamRules(forward_provider=True)),
     # Anthropic's Messages API (providers/anthropic.py sends the key as x-api-key).
     "anthropic": Preset("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", dialect="anthropic"),
     # Gemini's OpenAI-compatible endpoint: no logprobs/logit_bias, no message names.

@@ -32,6 +32,8 @@ class ChatRequest:
     sort: Sort | None = None  # from a model suffix such as `:nitro`
     received_at: float | None = None  # engine clock time the gateway got it (overhead metric)
     probe: bool = False  # the gateway's own re-measurement (routing.probes), not a client's
+    # OpenRouter's `models`: public models to fall back to, in order, when `model` fails.
+    fallback_models: tuple[str, ...] = ()
 
 
 def parse_chat_request(raw: bytes, options_header: str | None = None) -> ChatRequest:
@@ -49,6 +51,11 @@ def chat_request_from_body(body: dict[str, Any], options_header: str | None = No
     must not see them."""
     check_nesting(body)
     provider_options = body.pop("provider", None)
+    fallbacks = body.pop("models", None)  # the gateway's to honour, not the upstream's
+    if fallbacks is not None and (not isinstance(fallbacks, list) or not all(
+            isinstance(m, str) and m for m in fallbacks)):
+        raise InvalidRequest("'models' must be an array of model names", param="models",
+                             code="invalid_type")
     options = parse_options(provider_options, options_header)
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -77,6 +84,7 @@ def chat_request_from_body(body: dict[str, Any], options_header: str | None = No
         max_output_tokens=limit if isinstance(limit, int) and limit > 0 else None,
         options=options,
         sort=sort,
+        fallback_models=tuple(fallbacks or ()),
     )
 
 

@@ -97,6 +97,8 @@ class ModelRoute:
     value_of_time: float = 10.0  # USD per hour of waiting, for `balanced`
     expected_output_tokens: int = 256  # when the request sets no max_tokens
     failover: Failover = Failover()
+    created: int = 0  # Unix time, for /v1/models: configured, else when the config loaded
+    fallback_models: tuple[str, ...] = ()  # tried, in order, when every deployment failed
 
     def serving(self, endpoint: str) -> ModelRoute:
         """This model with only the deployments that serve `endpoint` (itself when all do,

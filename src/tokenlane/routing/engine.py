@@ -24,7 +24,13 @@ from ..assemble import CompletionAssembler
 from ..capabilities import prepare
 from ..capacity import HeadroomBoard
 from ..clock import Clock, MonotonicClock
-from ..errors import Attempt, ModelNotFound, NoDeploymentAvailable, UpstreamRejected
+from ..errors import (
+    Attempt,
+    InvalidRequest,
+    ModelNotFound,
+    NoDeploymentAvailable,
+    UpstreamRejected,
+)
 from ..providers import build_dialect
 from ..providers.base import (
     AUTH_STATUSES,
@@ -134,11 +140,40 @@ class Engine:
         decision = plan(route, request, request.options, snapshot, self.rng, self.planner,
                         sort=request.sort, health=self.health, probing=self.probing,
                         recheck_due=due, no_room=no_room)
+        decision = self._with_fallbacks(route, request, decision)
         if decision.why == "recheck":
             self.rechecks.sent(decision.chosen, snapshot.at)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("route %s: %s", request.model, decision.header())
         return decision
+
+    def _with_fallbacks(self, route: ModelRoute, request: ChatRequest, decision: Decision
+                        ) -> Decision:
+        """OpenRouter's `models` and the model's `fallback_models`: each one's plan follows
+        this one's (its deployments get its own upstream ids), before the first token."""
+        names = [m for m in (*request.fallback_models, *route.fallback_models)
+                 if m != route.name]
+        if not names or not request.options.allow_fallbacks:
+            return decision
+        seen = {c.deployment.id for c in decision.plan}
+        extra: list[Candidate] = []
+        for name in dict.fromkeys(names):
+            other = self.catalog.models.get(name)
+            if other is None or not (other := other.serving("chat")).deployments:
+                continue  # OpenRouter skips a fallback it cannot serve, and so do we
+            snapshot = self.stats.snapshot(
+                (d.id for d in other.deployments), circuit=self.circuits.state)
+            try:
+                fallback = plan(other, request, request.options, snapshot, self.rng,
+                                self.planner, sort=request.sort, health=self.health,
+                                probing=self.probing)
+            except (NoDeploymentAvailable, InvalidRequest):
+                continue
+            for c in fallback.plan:
+                if c.deployment.id not in seen:
+                    seen.add(c.deployment.id)
+                    extra.append(c)
+        return replace(decision, plan=decision.plan + tuple(extra)) if extra else decision
 
     def _rechecks_due(self, snapshot: Any) -> frozenset[str]:
         """With no prober running, the deployments a user's request should re-measure."""
@@ -600,7 +635,7 @@ def upstream_body(request: ChatRequest, deployment: Deployment) -> dict[str, Any
     """The client's body with the upstream model id, always streamed with usage (to measure)."""
     body = dict(request.body)
     body["model"] = deployment.upstream_model
-    prepare(body, deployment)  # its limit parameter, cap and dropped parameters
+    prepare(body, deployment, request.options)  # limit parameter, cap, drops, forwarding
     body["stream"] = True
     options = body.get("stream_options")
     body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {

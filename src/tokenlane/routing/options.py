@@ -47,6 +47,10 @@ class MaxPrice(_Strict):
 
     prompt: float | None = Field(None, ge=0)
     completion: float | None = Field(None, ge=0)
+    # Accepted for OpenRouter clients and ignored: deployments carry no per-request or
+    # per-image price.
+    request: float | None = Field(None, ge=0)
+    image: float | None = Field(None, ge=0)
 
 
 class Require(_Strict):
@@ -94,6 +98,12 @@ class RoutingOptions(_Strict):
     allow_fallbacks: bool = True
     # Only deployments that support every parameter the request uses (tokenlane.capabilities).
     require_parameters: bool = False
+    # OpenRouter fields accepted so its clients work unchanged, and ignored here (deployments
+    # carry no quantization or data-policy metadata); forwarded when the upstream is
+    # OpenRouter itself (see `upstream_object`).
+    quantizations: list[str] | None = Field(None, strict=False)
+    data_collection: Literal["allow", "deny"] | None = None
+    zdr: bool | None = None
     sort: Sort | None = None
     max_price: MaxPrice | None = None
     preferred_min_throughput: Throughput | None = None
@@ -110,6 +120,10 @@ class RoutingOptions(_Strict):
     hedge: bool | None = None
     hedge_delay_s: float | None = Field(None, ge=0)
 
+    def upstream_object(self) -> dict[str, Any]:
+        """The OpenRouter fields the client set, for an upstream that is OpenRouter."""
+        return self.model_dump(mode="json", exclude_unset=True, include=OPENROUTER_FIELDS)
+
     def failover(self, default: Failover) -> Failover:
         """The model's failover settings with this request's overrides applied."""
         overrides = {k: getattr(self, k) for k in _FAILOVER_FIELDS if getattr(self, k) is not None}
@@ -117,6 +131,11 @@ class RoutingOptions(_Strict):
 
 
 NO_OPTIONS = RoutingOptions()
+# The `provider` fields that are OpenRouter's own (the rest are our additions).
+OPENROUTER_FIELDS = frozenset({
+    "order", "only", "ignore", "allow_fallbacks", "require_parameters", "data_collection",
+    "zdr", "quantizations", "sort", "max_price", "preferred_min_throughput",
+    "preferred_max_latency"})
 _FAILOVER_FIELDS = ("max_attempts", "deadline_s", "ttft_timeout_s", "stall_timeout_s",
                     "connect_timeout_s", "hedge", "hedge_delay_s")
 
@@ -135,6 +154,9 @@ def parse_options(body_value: Any, header_value: str | None) -> RoutingOptions:
         merged.update(_object(from_header, "x-tokenlane-provider"))
     if body_value is not None:
         merged.update(_object(body_value, "provider"))
+    if isinstance(sort := merged.get("sort"), dict):
+        # OpenRouter's object form, {"by": "price", "partition": ...}: the order it names.
+        merged["sort"] = sort.get("by")
     try:
         return RoutingOptions.model_validate(merged)
     except ValidationError as exc:

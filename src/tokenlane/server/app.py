@@ -143,7 +143,7 @@ _SURFACES = ("chat.completions", "responses", "messages")
 
 
 def _model_card(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "tokenlane",
+    return {"id": name, "object": "model", "created": route.created, "owned_by": "tokenlane",
             "surfaces": list(_SURFACES)}
 
 

@@ -108,9 +108,10 @@ def test_bad_config_is_one_line_and_exit_code_2(tmp_path: Path, capsys) -> None:
     path.write_text("models: {m: {deployments: [{provider: nowhere, model: x, "
                     "price: {input: 1, output: 1}}]}}\n")
     assert main(["check", "--config", str(path)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "models.m.deployments[0].provider" in err
-    assert str(path) in err
+    # One line per problem: the unknown provider, and (auth on by default) the master keys.
+    first, keys, total = capsys.readouterr().err.strip().splitlines()
+    assert f"{path}:1: models.m.deployments[0].provider" in first
+    assert "TOKENLANE_MASTER_KEYS is not set" in keys and total == "tokenlane: 2 problems"
 
 
 def test_check_accepts_the_demo(capsys) -> None:
@@ -146,11 +147,13 @@ def test_missing_master_keys_fail_check_and_serve_alike(tmp_path: Path) -> None:
     path = tmp_path / "auth.yaml"
     path.write_text(AUTH_ON)
     env = {k: v for k, v in os.environ.items() if k != "TL_CLI_TEST_KEYS"}
-    expected = (f"tokenlane: config error: {path}: server.auth.master_keys_env: environment "
-                "variable TL_CLI_TEST_KEYS is not set")
+    expected = ("server.auth.master_keys_env: environment variable TL_CLI_TEST_KEYS is not set")
     for command in ("check", "serve"):
         done = tokenlane(command, "--config", str(path), env=env)
         assert done.returncode == 2, done.stderr
-        assert done.stderr.count("\n") == 1 and done.stderr.startswith(expected), done.stderr
+        # `check` adds the line of the key (file:line:).
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith(f"tokenlane: config error: {path}"), done.stderr
+        assert f": {expected}" in done.stderr, done.stderr
     ok = tokenlane("check", "--config", str(path), env={**env, "TL_CLI_TEST_KEYS": "k1"})
     assert ok.returncode == 0 and "ok (1 models, 1 deployments)" in ok.stdout

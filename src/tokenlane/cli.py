@@ -1,4 +1,4 @@
-"""`tokenlane serve | sim | check` — the command line."""
+"""tokenlane: a self-hosted LLM gateway that routes each request by measured speed and price."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import uvicorn
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings
 from .defaults import default_settings
 from .keys.commands import add_commands as add_key_commands
 from .types import Catalog
@@ -36,36 +37,73 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+_DEFAULT_CONFIG = "YAML config; default: embedded (the demo when no provider API keys are set)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokenlane", description=__doc__)
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"tokenlane {_version()}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND",
+                                title="commands (tokenlane COMMAND --help for each)")
 
     serve = sub.add_parser("serve", help="run the gateway (and its simulated providers, if any)")
-    serve.add_argument("--config", help="YAML config; default: embedded (demo when no API keys)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--config", help=_DEFAULT_CONFIG)
+    serve.add_argument("--host", help="address to listen on (default: the config's server.host)")
+    serve.add_argument("--port", type=int, help="port (default: the config's server.port)")
     serve.set_defaults(run=_serve)
 
     sim = sub.add_parser("sim", help="serve the simulated providers of a config's `sim:` section")
-    sim.add_argument("--config", required=True)
+    sim.add_argument("--config", required=True, help="YAML config with a `sim:` section")
     sim.set_defaults(run=_sim)
 
     stats = sub.add_parser("stats", help="print a running gateway's live routing estimates")
-    stats.add_argument("--url", default="http://127.0.0.1:8000")
+    stats.add_argument("--url", default="http://127.0.0.1:8000",
+                       help="the gateway (default: %(default)s)")
     stats.add_argument("--key", default=os.environ.get("TOKENLANE_API_KEY"),
                        help="gateway key (default: $TOKENLANE_API_KEY)")
     stats.add_argument("--json", action="store_true", help="print the raw JSON")
     stats.set_defaults(run=_stats)
 
-    check = sub.add_parser("check", help="validate a config file and the environment it needs")
-    check.add_argument("--config", required=True)
+    check = sub.add_parser("check", help="list every problem of a config and the environment "
+                                         "it needs (file:line: key: problem)")
+    check.add_argument("--config", help=_DEFAULT_CONFIG)
     check.set_defaults(run=_check)
     add_key_commands(sub)  # keys ..., spend: the admin API of a running gateway
+    # Accepted before the command or after it (`tokenlane serve --log-level debug`).
+    _everywhere(parser, "--log-level", default="info",
+                choices=["debug", "info", "warning", "error"], help="default: %(default)s")
     return parser
 
 
+def _everywhere(parser: argparse.ArgumentParser, *names: str, **options: Any) -> None:
+    """Add an option to `parser` and every (sub)command under it. Below the top, its default is
+    SUPPRESS, so a value given before the command is not overwritten by the command's default."""
+    parser.add_argument(*names, **options)
+    seen: set[int] = set()
+    pending = [parser]
+    while pending:
+        for action in pending.pop()._actions:
+            # argparse keeps subcommands in this (private, long-stable) action type.
+            if isinstance(action, argparse._SubParsersAction):
+                for command in action.choices.values():
+                    if id(command) not in seen:  # aliases share one parser
+                        seen.add(id(command))
+                        command.add_argument(*names, **{**options, "default": argparse.SUPPRESS})
+                        pending.append(command)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tokenlane")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree, uninstalled
+        return "unknown"
+
+
 def _load(path: str | None) -> tuple[Settings, str]:
+    from .config import load_settings
+
     if path is None:
         return default_settings(os.environ)
     return load_settings(path), path
@@ -81,10 +119,18 @@ def _validate(settings: Settings, source: str) -> Catalog:
 
 
 def _check(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    catalog = _validate(settings, args.config)
+    from .configcheck import check_config
+
+    report = check_config(args.config, os.environ)
+    if report.catalog is None or report.problems:
+        for problem in report.problems:
+            print(f"tokenlane: config error: {problem}", file=sys.stderr)
+        if len(report.problems) > 1:
+            print(f"tokenlane: {len(report.problems)} problems", file=sys.stderr)
+        return 2
+    catalog = report.catalog
     deployments = sum(len(m.deployments) for m in catalog.models.values())
-    print(f"{args.config}: ok ({len(catalog.models)} models, {deployments} deployments)")
+    print(f"{report.source}: ok ({len(catalog.models)} models, {deployments} deployments)")
     return 0
 
 
@@ -200,6 +246,7 @@ def _banner(settings: Settings, source: str) -> None:
     print(f"""
 tokenlane gateway on {url}   config: {source}
   models: {', '.join(settings.models)}     auth: {auth}
+  dashboard: {url}/dashboard   (live speed, TTFT, errors, cost and routing decisions)
   try it:
     curl -s {url}/v1/chat/completions -H 'content-type: application/json' \\
       -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello"}}]}}'

@@ -25,7 +25,13 @@ from .capabilities import ALL_FEATURES, LimitParam, ParamRules, UnsupportedRule
 from .presets import PRESETS, Preset
 from .sim import SimSettings
 from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
-from .yamlfile import ConfigError, describe_validation_error, locate, read_yaml
+from .yamlfile import (
+    ConfigError,
+    describe_validation_error,
+    describe_validation_errors,
+    locate,
+    read_yaml,
+)
 
 __all__ = [
     "AuthSettings",
@@ -105,11 +111,19 @@ def _plain_header(name: str) -> str:
     return name
 
 
+def _absolute_url(url: str) -> str:
+    # httpx would take "api.example.com/v1" as a relative URL and fail at the first request.
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+    return url
+
+
 class ProviderSettings(_Strict):
     """One upstream API. `preset` fills `base_url` and `api_key_env`; either can be overridden."""
 
     preset: str | None = None
-    base_url: str | None = None
+    base_url: Annotated[str, AfterValidator(_absolute_url)] | None = None
     api_key_env: str | None = None
     # The upstream API: "openai" (every OpenAI-compatible server) or "anthropic" (Messages).
     # Unset: the preset's (anthropic for `preset: anthropic`), else openai.
@@ -143,8 +157,8 @@ class ProviderSettings(_Strict):
 class PriceSettings(_Strict):
     """US dollars per million tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float = Field(0.0, ge=0)  # unset: 0, free (a local server)
+    output: float = Field(0.0, ge=0)
     # Cached prompt tokens (reported as usage.prompt_tokens_details.cached_tokens); unset:
     # billed at the input price.
     cached_input: float | None = Field(None, ge=0)
@@ -153,7 +167,7 @@ class PriceSettings(_Strict):
 class DeploymentSettings(_Strict):
     provider: str
     model: str = Field(min_length=1, description="the model id the provider knows")
-    price: PriceSettings
+    price: PriceSettings = PriceSettings()  # unset: free (your own vLLM or llama.cpp box)
     context_window: int | None = Field(None, gt=0)
     # Features it supports (tokenlane.capabilities.ALL_FEATURES); unset: the preset's.
     capabilities: list[str] | None = None
@@ -215,11 +229,11 @@ class CircuitConfig(_Strict):
     open_s: float = Field(1.0, gt=0, description="first cool-down; doubles per failed trial")
     max_open_s: float = Field(30.0, gt=0)
     max_retry_after_s: float = Field(300.0, gt=0, description="Retry-After honoured up to")
-    auth_open_s: float = Field(300.0, gt=0, description="open this long on an upstream 401/403")
 
 
 class ProbeConfig(_Strict):
     """Active probes re-measure deployments users are kept away from (see routing.probes)."""
+    auth_open_s: float = Field(300.0, gt=0, description="open this long on an upstream 401/403")
 
     enabled: bool = True
     interval_s: float = Field(0.25, gt=0, description="how often the recheck schedule is read")
@@ -476,7 +490,9 @@ def parse_settings(data: object, *, source: str = "<config>", text: str | None =
         return Settings.model_validate(data)
     except ValidationError as exc:
         loc, message = describe_validation_error(exc)
-        raise ConfigError(f"{locate(source, text, loc)}: {message}") from None
+        every = tuple(f"{locate(source, text, where)}: {problem}"
+                      for where, problem in describe_validation_errors(exc))
+        raise ConfigError(f"{locate(source, text, loc)}: {message}", every) from None
 
 
 def load_settings(path: str | os.PathLike[str]) -> Settings:

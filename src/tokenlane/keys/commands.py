@@ -24,7 +24,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     create.set_defaults(run=_create)
 
     update = _with_gateway(actions.add_parser("update", help="change a key's limits"))
-    update.add_argument("key_id")
+    update.add_argument("key_id", help="the key's id (tokenlane keys list)")
     _spec_options(update)
     update.set_defaults(run=_update)
 
@@ -34,20 +34,23 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                            ("revoke", "refuse the key from its next request on"),
                            ("rotate", "a new secret for the key; the old one stops working")):
         action = _with_gateway(actions.add_parser(name, help=helptext))
-        action.add_argument("key_id")
+        action.add_argument("key_id", help="the key's id (tokenlane keys list)")
         action.set_defaults(run=_by_id, action=name)
 
     spend = _with_gateway(sub.add_parser("spend", help="what the ledger says was spent"))
-    spend.add_argument("--key-id")
-    spend.add_argument("--model")
-    spend.add_argument("--deployment")
-    spend.add_argument("--period", choices=["day", "month", "total"])
-    spend.add_argument("--group-by", choices=["key", "model", "deployment", "day"])
+    spend.add_argument("--key-id", help="only this key's spend")
+    spend.add_argument("--model", help="only this public model's spend")
+    spend.add_argument("--deployment", help="only this deployment's spend (provider/model)")
+    spend.add_argument("--period", choices=["day", "month", "total"],
+                       help="the current UTC day or month, or everything")
+    spend.add_argument("--group-by", choices=["key", "model", "deployment", "day"],
+                       help="one row per key, model, deployment or UTC day")
     spend.set_defaults(run=_spend)
 
 
 def _with_gateway(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--url", default="http://127.0.0.1:8000",
+                        help="the gateway (default: %(default)s)")
     parser.add_argument("--key", default=_master_key(),
                         help="a master key (default: $TOKENLANE_ADMIN_KEY, else the first of "
                              "$TOKENLANE_MASTER_KEYS)")
@@ -64,17 +67,23 @@ def _master_key() -> str | None:
 
 
 def _spec_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name")
-    parser.add_argument("--model", action="append", dest="models", help="repeat for several")
-    parser.add_argument("--deployment", action="append", dest="deployments")
+    parser.add_argument("--name", help="a label for people (not unique, not secret)")
+    parser.add_argument("--model", action="append", dest="models",
+                        help="a model the key may use (repeat for several; default: all)")
+    parser.add_argument("--deployment", action="append", dest="deployments",
+                        help="a deployment the key may use (repeat; default: all)")
     for period in ("day", "month", "total"):
-        parser.add_argument(f"--budget-{period}", type=float, metavar="USD")
-    parser.add_argument("--rpm", type=int)
-    parser.add_argument("--tpm", type=int)
-    parser.add_argument("--max-attempts", type=int)
-    parser.add_argument("--max-deadline-s", type=float)
+        parser.add_argument(f"--budget-{period}", type=float, metavar="USD",
+                            help=f"spend limit per UTC {period}" if period != "total"
+                            else "spend limit over the key's life")
+    parser.add_argument("--rpm", type=int, help="requests per minute")
+    parser.add_argument("--tpm", type=int, help="tokens per minute (prompt + output)")
+    parser.add_argument("--max-attempts", type=int,
+                        help="cap on attempts per request (fallbacks, retries)")
+    parser.add_argument("--max-deadline-s", type=float, help="cap on a request's deadline")
     parser.add_argument("--no-hedge", action="store_true", help="never hedge this key's requests")
-    parser.add_argument("--expires-at", type=float, metavar="UNIX_SECONDS")
+    parser.add_argument("--expires-at", type=float, metavar="UNIX_SECONDS",
+                        help="refused from then on")
     parser.add_argument("--meta", action="append", default=[], metavar="NAME=VALUE",
                         help="metadata such as team=search (repeat)")
 

@@ -156,3 +156,18 @@ def test_cerebras_429_kinds(kind: str, stays_away: float) -> None:
         assert raw.headers["x-tokenlane-deployment"] == "plain/plain-m"  # failed over now
         # capacity: back soon; quota: until its reset (here the Retry-After, 30 s)
         assert s.engine.circuits.retry_in("groq/groq-m") == pytest.approx(stays_away)
+
+
+def test_provider_reported_queue_time_is_kept_in_stats() -> None:
+    clock = ManualClock(lockstep=True)
+    cerebras = SimProviderSpec(name="groq", ttft_s=0.5, tokens_per_s=100, output_tokens=8,
+                               time_info=True, queue_s=0.25)
+    with quirks([cerebras, spec("plain")], {}, clock=clock) as s:
+        for stream in (False, True):
+            s.openai().chat.completions.create(
+                model="m", messages=MESSAGES, stream=stream,
+                extra_body={"provider": {"only": ["groq"]}})
+        rows = {d["deployment"]: d for d in s.engine.stats_report()["models"]["m"]["deployments"]}
+        assert rows["groq/groq-m"]["queue_s"] == pytest.approx(0.25)  # its own signal
+        assert rows["groq/groq-m"]["ttft_p50_s"] == pytest.approx(0.5, rel=0.05)
+        assert rows["plain/plain-m"]["queue_s"] is None  # no provider report, no number

@@ -15,6 +15,7 @@ from ..assemble import has_token
 from ..clock import Clock
 from ..errors import TokenlaneError
 from ..providers.base import UpstreamBadResponse, UpstreamError, UpstreamStream
+from ..providers.headroom import parse_time_info
 from ..request import ChatRequest
 from ..stats.observation import Observation
 from ..types import Deployment
@@ -52,6 +53,7 @@ class AttemptMeter:
         "overdue_at",
         "probe",
         "prompt_estimate",
+        "queue_s",
         "sent_at",
         "usage",
     )
@@ -74,12 +76,16 @@ class AttemptMeter:
         self.usage: dict[str, Any] | None = None
         self.prompt_estimate = prompt_estimate
         self.finish_reason: str | None = None
+        self.queue_s: float | None = None  # provider-reported (time_info), when it says
 
     def see(self, chunk: dict[str, Any]) -> bool:
         """Record one chunk; True when it carries generated output."""
         usage = chunk.get("usage")
         if usage:
             self.usage = usage
+            # Cerebras reports time_info beside the usage, on the last chunk.
+            if "time_info" in chunk and (timing := parse_time_info(chunk)) is not None:
+                self.queue_s = timing.queue_s
         choices = chunk.get("choices")
         if choices and choices[0].get("finish_reason"):
             self.finish_reason = choices[0]["finish_reason"]
@@ -139,6 +145,7 @@ class AttemptMeter:
             status=status,
             model=self.model,
             chunks=self.chunks,
+            queue_s=self.queue_s,
         )
 
 

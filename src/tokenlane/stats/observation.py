@@ -35,3 +35,6 @@ class Observation:
     # Chunks that carried output. Providers pack one or several tokens per chunk; tokens per
     # chunk turns the chunk rate of a stream still in flight into tokens/s (see StatsStore).
     chunks: int = 0
+    # The provider's own account of its queueing (Cerebras's time_info.queue_time, seconds):
+    # a signal of its own, apart from the TTFT the gateway measured.
+    queue_s: float | None = None

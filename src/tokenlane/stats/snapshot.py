@@ -53,6 +53,8 @@ class DeploymentEstimate:
     # The latest attempt got no first token before the gateway gave up on it: how long it
     # waited (until a first token arrives again, for at most bad_news_hold_s).
     ttft_overdue_s: float | None = None
+    # What the provider itself reports as queueing (time_info.queue_time), decayed mean.
+    queue_s: float | None = None
 
     @property
     def got_slower(self) -> bool:

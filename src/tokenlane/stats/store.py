@@ -122,6 +122,7 @@ class _DeploymentStats:
         self.cost = DecayedMean(half_life)
         self.output = DecayedMean(half_life)
         self.tokens_per_chunk = DecayedMean(half_life)
+        self.queue = DecayedMean(half_life)  # provider-reported queue time
         self.ttft_shift = LevelShift(half_life, s.ttft_shift_factor, s.shift_samples)
         self.decode_shift = LevelShift(half_life, s.decode_shift_factor, s.shift_samples)
 
@@ -173,6 +174,8 @@ class _DeploymentStats:
             self.decode.add(obs.decode_tps, at)
             self.decode_seen.saw(at)
             self.decode_sent_at = max(self.decode_sent_at, at - obs.total_s)
+        if obs.queue_s is not None:
+            self.queue.add(obs.queue_s, at)
         if obs.output_tokens > 0:
             # Weighted by tokens: sum(cost) / sum(tokens), both decayed alike.
             self.cost.add(obs.cost / obs.output_tokens * 1e6, at, weight=obs.output_tokens)
@@ -270,6 +273,7 @@ class StatsStore:
             ttft_healthy_s=_healthy(stats.ttft_shift, +1, now, self.settings),
             decode_tps_healthy=_healthy(stats.decode_shift, -1, now, self.settings),
             ttft_overdue_s=self._overdue(stats, now),
+            queue_s=stats.queue.value(),
             ttft_samples=stats.ttft_seen.count,
             ttft_age_s=stats.ttft_seen.age(now),
             decode_samples=stats.decode_seen.count,

@@ -57,17 +57,17 @@ def test_every_missing_variable_and_the_unknown_provider(tmp_path: Path, capsys)
     path = tmp_path / "tokenlane.yaml"
     assert code == 2
     assert lines == [
-        f"tokenlane: config error: {path}:5: providers.a.api_key_env: environment variable "
-        "TL_CHECK_A_KEY is not set (provider 'a' is used by a model)",
-        f"tokenlane: config error: {path}:6: providers.b.api_key_env: environment variable "
-        "TL_CHECK_B_KEY is not set (provider 'b' is used by a model)",
-        f"tokenlane: config error: {path}:7: providers.b.headers_env.X-Org: environment "
-        "variable TL_CHECK_ORG is not set (provider 'b' is used by a model)",
-        f"tokenlane: config error: {path}:13: models.m.deployments[2].provider: unknown "
-        "provider 'c' (known: a, b)",
-        f"tokenlane: config error: {path}:3: server.auth.master_keys_env: environment variable "
+        (f"tokenlane: config error: {path}:5: providers.a.api_key_env: environment variable "
+        "TL_CHECK_A_KEY is not set (provider 'a' is used by a model)"),
+        (f"tokenlane: config error: {path}:6: providers.b.api_key_env: environment variable "
+        "TL_CHECK_B_KEY is not set (provider 'b' is used by a model)"),
+        (f"tokenlane: config error: {path}:7: providers.b.headers_env.X-Org: environment "
+        "variable TL_CHECK_ORG is not set (provider 'b' is used by a model)"),
+        (f"tokenlane: config error: {path}:13: models.m.deployments[2].provider: unknown "
+        "provider 'c' (known: a, b)"),
+        (f"tokenlane: config error: {path}:3: server.auth.master_keys_env: environment variable "
         "TL_CHECK_NOPE_KEYS is not set (set it, or disable auth explicitly with "
-        "server.auth.enabled: false)",
+        "server.auth.enabled: false)"),
         "tokenlane: 5 problems",
     ]
 
@@ -78,8 +78,8 @@ def test_every_validation_error_unknown_keys_beside_missing_ones(tmp_path: Path,
     path = tmp_path / "tokenlane.yaml"
     assert code == 2
     assert lines == [
-        f"tokenlane: config error: {path}:2: providers.a.base_url: 'api.example.com/v1' is "
-        "not an http:// or https:// URL with a host",
+        (f"tokenlane: config error: {path}:2: providers.a.base_url: 'api.example.com/v1' is "
+        "not an http:// or https:// URL with a host"),
         f"tokenlane: config error: {path}:2: providers.a.colour: unknown key",
         f"tokenlane: config error: {path}:6: models.m.deployments[0].model: Field required",
         f"tokenlane: config error: {path}:7: routing.polcy: unknown key",
@@ -93,8 +93,8 @@ def test_a_key_given_twice_is_an_error(tmp_path: Path, capsys) -> None:
             "models: {m: {deployments: [{provider: a, model: x}]}}\n")
     code, lines = check(tmp_path, text, capsys)
     assert code == 2
-    assert lines == [f"tokenlane: config error: {tmp_path / 'tokenlane.yaml'}:3: providers.a: "
-                     "given twice (first on line 2); YAML would keep only the last"]
+    assert lines == [(f"tokenlane: config error: {tmp_path / 'tokenlane.yaml'}:3: providers.a: "
+                     "given twice (first on line 2); YAML would keep only the last")]
     with pytest.raises(ConfigError, match="given twice"):  # serve refuses it too
         load_settings(tmp_path / "tokenlane.yaml")
 

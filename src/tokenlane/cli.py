@@ -178,9 +178,10 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=round(server_settings.drain_timeout_s),
     ))
     sim_server = _sim_server(settings, args.log_level)
+    admin_server = _admin_server(app, settings)
     _banner(settings, source)
     with _runner() as runner:
-        runner.run(_serve_all(gateway, sim_server))
+        runner.run(_serve_all(gateway, sim_server, admin_server))
     return 0
 
 
@@ -204,16 +205,29 @@ def _sim_server(settings: Settings, log_level: str) -> uvicorn.Server | None:
     ))
 
 
-async def _serve_all(gateway: uvicorn.Server, sim: uvicorn.Server | None) -> None:
-    sim_task = asyncio.create_task(sim.serve()) if sim else None
-    ready = asyncio.create_task(_announce_ready([s for s in (gateway, sim) if s]))
+def _admin_server(app: Any, settings: Settings) -> uvicorn.Server | None:
+    """The admin API on its own port (`keys.admin_port`), when configured."""
+    admin = app.state.admin_app
+    if admin is None or settings.keys.admin_port is None:
+        return None
+    return _QuietServer(uvicorn.Config(
+        admin, host=settings.server.host, port=settings.keys.admin_port, http="httptools",
+        log_level="warning", access_log=False, server_header=False,
+    ))
+
+
+async def _serve_all(gateway: uvicorn.Server, *siblings: uvicorn.Server | None) -> None:
+    """The gateway and its sibling servers (simulator, admin API); they stop with it."""
+    others = [s for s in siblings if s is not None]
+    tasks = [asyncio.create_task(s.serve()) for s in others]
+    ready = asyncio.create_task(_announce_ready([gateway, *others]))
     try:
         await gateway.serve()
     finally:
         ready.cancel()
-        if sim and sim_task:
-            sim.should_exit = True
-            await sim_task
+        for server in others:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
 
 
 async def _announce_ready(servers: list[uvicorn.Server]) -> None:

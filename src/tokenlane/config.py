@@ -311,6 +311,9 @@ class KeysSettings(_Strict):
     # One JSON line per request (the ledger row, the decision, the client) on the
     # `tokenlane.requests` logger at INFO; never prompt or answer content.
     request_log: bool = False
+    # Serve /admin/ on this port of server.host (`tokenlane serve`) instead of the API's
+    # port, e.g. to firewall it apart; unset: on the API's port.
+    admin_port: int | None = Field(None, ge=1, le=65535)
 
     def db_path(self) -> str:
         return os.path.join(self.data_dir, self.path)

@@ -3,10 +3,12 @@ rotate take effect on the next request, bad specs are OpenAI-shaped 400s."""
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
 from ..harness import MASTER_KEY
+from ..loopback import serve
 from .support import HELLO, admin, as_key, create_key, keyed_stack, quick
 
 
@@ -110,3 +112,22 @@ def test_update_changes_limits_and_validates(gw) -> None:
 def test_master_key_still_serves_everything(gw) -> None:
     client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER_KEY, max_retries=0)
     assert client.chat.completions.create(model="other", messages=HELLO).choices
+
+
+def test_admin_api_on_its_own_port(tmp_path) -> None:
+    with keyed_stack([quick("a")], {"m": ["a"]}, str(tmp_path), keys={"admin_port": 1}) as s:
+        with admin(s) as on_api_port:
+            assert on_api_port.get("/admin/keys").status_code == 404
+        with serve(s.app.state.admin_app) as admin_url:
+            client = httpx.Client(base_url=admin_url, timeout=30,
+                                  headers={"authorization": f"Bearer {MASTER_KEY}"})
+            with client:
+                created = client.post("/admin/keys", json={"models": ["m"]})
+                assert created.status_code == 201
+                assert client.get("/admin/keys").json()["data"][0]["id"] == created.json()["id"]
+                assert client.get("/admin/keys/000000000000").json()["error"]["code"] == (
+                    "key_not_found")
+                assert client.get("/v1/models").status_code == 404  # the admin API only
+        reply = as_key(s, created.json()["secret"]).chat.completions.create(
+            model="m", messages=HELLO)
+    assert reply.choices

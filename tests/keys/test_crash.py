@@ -1,6 +1,6 @@
-"""`kill -9` of a real `tokenlane serve` in the middle of traffic: after a restart the ledger is
-whole (no torn rows), everything committed before the kill is there, and the key's budget
-restarts from it."""
+"""`kill -9` of a real `tokenlane serve` (its admin API on its own port) in the middle of
+traffic: after a restart the ledger is whole (no torn rows), everything committed before the
+kill is there, and the key's budget restarts from it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ..test_cli import ROOT, free_port, wait_for_line
 
 CONFIG = """\
 server: {{host: 127.0.0.1, port: {port}, auth: {{master_keys_env: TL_CRASH_KEYS}}}}
-keys: {{enabled: true, data_dir: "{data}", flush_interval_s: 0.05}}
+keys: {{enabled: true, data_dir: "{data}", flush_interval_s: 0.05, admin_port: {admin_port}}}
 sim:
   port: {sim_port}
   providers:
@@ -45,16 +45,19 @@ def _serve(config: Path) -> subprocess.Popen[str]:
 
 
 def test_kill_9_mid_traffic_leaves_a_consistent_ledger(tmp_path: Path) -> None:
-    port, sim_port = free_port(), free_port()
-    while sim_port == port:  # each probe socket is closed before the next: the same may come
-        sim_port = free_port()
+    ports: set[int] = set()
+    while len(ports) < 3:  # each probe socket is closed before the next: the same may come
+        ports.add(free_port())
+    port, sim_port, admin_port = ports
     config = tmp_path / "crash.yaml"
-    config.write_text(CONFIG.format(port=port, sim_port=sim_port, data=tmp_path / "data"))
-    url = f"http://127.0.0.1:{port}"
+    config.write_text(CONFIG.format(port=port, sim_port=sim_port, admin_port=admin_port,
+                                    data=tmp_path / "data"))
+    url, admin_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
     admin = {"authorization": f"Bearer {MASTER}"}
     proc = _serve(config)
     try:
-        key = httpx.post(f"{url}/admin/keys", json={"budget_usd": {"total": 1}},
+        assert httpx.get(f"{url}/admin/keys", headers=admin).status_code == 404
+        key = httpx.post(f"{admin_url}/admin/keys", json={"budget_usd": {"total": 1}},
                          headers=admin).json()
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=key["secret"], max_retries=0)
         answered = []
@@ -75,7 +78,8 @@ def test_kill_9_mid_traffic_leaves_a_consistent_ledger(tmp_path: Path) -> None:
         for _ in range(40):  # bounded: at least 40 answers before the spend query
             httpx.post(f"{url}/v1/chat/completions", headers=admin, json={
                 "model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
-        committed = httpx.get(f"{url}/admin/spend", headers=admin).json()["total"]["requests"]
+        committed = httpx.get(f"{admin_url}/admin/spend",
+                              headers=admin).json()["total"]["requests"]
         os.kill(proc.pid, signal.SIGKILL)  # mid-traffic: requests in flight, rows queued
         proc.wait(timeout=10)
         stop.set()
@@ -99,8 +103,8 @@ def test_kill_9_mid_traffic_leaves_a_consistent_ledger(tmp_path: Path) -> None:
 
     proc = _serve(config)
     try:
-        shown = httpx.get(f"{url}/admin/keys/{key['id']}", headers=admin).json()
-        total = httpx.get(f"{url}/admin/spend", headers=admin,
+        shown = httpx.get(f"{admin_url}/admin/keys/{key['id']}", headers=admin).json()
+        total = httpx.get(f"{admin_url}/admin/spend", headers=admin,
                           params={"key_id": key["id"]}).json()["total"]
         again = openai.OpenAI(base_url=f"{url}/v1", api_key=key["secret"], max_retries=0)
         assert again.chat.completions.create(

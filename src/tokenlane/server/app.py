@@ -101,8 +101,10 @@ def create_app(
     app.state.model_cards = [_model_card(name) for name in catalog.models]
     app.include_router(router)
     app.include_router(dashboard_router)
-    if keys is not None:
+    own_port = keys is not None and settings.keys.admin_port is not None
+    if keys is not None and not own_port:
         app.include_router(admin_router)
+    app.state.admin_app = _admin_app(app) if own_port else None  # `tokenlane serve` runs it
     app.add_exception_handler(TokenlaneError, _tokenlane_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(RequestContextMiddleware)
@@ -145,6 +147,18 @@ _SURFACES = ("chat.completions", "responses", "messages")
 def _model_card(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": route.created, "owned_by": "tokenlane",
             "surfaces": list(_SURFACES)}
+
+
+def _admin_app(gateway: FastAPI) -> FastAPI:
+    """`/admin/` alone, for its own port (`keys.admin_port`): the gateway's state (keys, auth)
+    and error shapes."""
+    admin = FastAPI(title="tokenlane admin", docs_url=None, redoc_url=None, openapi_url=None)
+    admin.state = gateway.state
+    admin.include_router(admin_router)
+    admin.add_exception_handler(TokenlaneError, _tokenlane_error)
+    admin.add_exception_handler(HTTPException, _http_error)
+    admin.add_middleware(RequestContextMiddleware)
+    return admin
 
 
 async def _tokenlane_error(request: Request, exc: Exception) -> Response:

@@ -90,11 +90,15 @@ def test_every_validation_error_unknown_keys_beside_missing_ones(tmp_path: Path,
 def test_a_key_given_twice_is_an_error(tmp_path: Path, capsys) -> None:
     text = ("providers:\n  a: {base_url: 'http://127.0.0.1:9/v1'}\n"
             "  a: {base_url: 'http://127.0.0.1:8/v1'}\n"
-            "models: {m: {deployments: [{provider: a, model: x}]}}\n")
+            "models: {m: {deployments: [{provider: a, model: x, colour: red}]}}\n")
     code, lines = check(tmp_path, text, capsys)
+    path = tmp_path / "tokenlane.yaml"
     assert code == 2
-    assert lines == [(f"tokenlane: config error: {tmp_path / 'tokenlane.yaml'}:3: providers.a: "
-                     "given twice (first on line 2); YAML would keep only the last")]
+    assert lines == [(f"tokenlane: config error: {path}:3: providers.a: given twice (first on "
+                      "line 2); YAML would keep only the last"),
+                     (f"tokenlane: config error: {path}:4: models.m.deployments[0].colour: "
+                     "unknown key"),
+                     "tokenlane: 2 problems"]
     with pytest.raises(ConfigError, match="given twice"):  # serve refuses it too
         load_settings(tmp_path / "tokenlane.yaml")
 

@@ -17,7 +17,7 @@ from typing import Any
 from .config import ConfigError, Settings, parse_settings
 from .defaults import default_settings
 from .types import Catalog
-from .yamlfile import line_of, read_yaml
+from .yamlfile import duplicate_keys, line_of, read_yaml
 
 __all__ = ["CheckReport", "check_config"]
 
@@ -48,10 +48,17 @@ def check_config(path: str | None, env: Mapping[str, str]) -> CheckReport:
     else:
         source = path
         try:
-            data, text = read_yaml(path, ConfigError)
-            settings = parse_settings(data, source=source, text=text)
+            data, text = read_yaml(path, ConfigError, allow_duplicates=True)
         except ConfigError as exc:
             return CheckReport(source, list(exc.problems))
+        # Keys given twice, then what validation says of the values YAML kept.
+        twice = [f"{source}:{line}: {key}: {what}" for line, key, what in duplicate_keys(text)]
+        try:
+            settings = parse_settings(data, source=source, text=text)
+        except ConfigError as exc:
+            return CheckReport(source, [*twice, *exc.problems])
+        if twice:
+            return CheckReport(source, twice)
     report = CheckReport(source)
     report.catalog = _resolve(settings, env, source, text, report.problems)
     try:

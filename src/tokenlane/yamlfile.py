@@ -32,8 +32,10 @@ class ConfigError(ValueError):
         self.problems = problems or (message,)
 
 
-def read_yaml(path: str | os.PathLike[str], error: type[Exception]) -> tuple[Any, str]:
-    """(parsed data, text) of a YAML file; `error(one-line message)` when unreadable."""
+def read_yaml(path: str | os.PathLike[str], error: type[Exception], *,
+              allow_duplicates: bool = False) -> tuple[Any, str]:
+    """(parsed data, text) of a YAML file; `error(one-line message)` when unreadable, or when
+    a mapping gives a key twice (unless `allow_duplicates`: the caller reports them)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -47,7 +49,8 @@ def read_yaml(path: str | os.PathLike[str], error: type[Exception]) -> tuple[Any
         raise error(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     # YAML keeps the last of a key given twice, silently: a setting that seems to be there
     # is not. Refused, naming both lines.
-    twice = [f"{source}:{line}: {path}: {what}" for line, path, what in duplicate_keys(text)]
+    twice = [] if allow_duplicates else [
+        f"{source}:{line}: {path}: {what}" for line, path, what in duplicate_keys(text)]
     if twice:
         raise _with_problems(error, twice)
     return data, text

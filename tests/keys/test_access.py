@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import openai
 import pytest
 
 from ..harness import MASTER_KEY
-from .support import HELLO, as_key, create_key, keyed_stack, quick
+from .support import HELLO, admin, as_key, create_key, keyed_stack, quick
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,25 @@ def test_the_responses_surface_is_under_the_same_limits(gw) -> None:
     with pytest.raises(openai.RateLimitError) as err:
         as_key(gw, secret).responses.create(model="m", input="Hi")
     assert err.value.body["code"] == "budget_exceeded"
+
+
+def test_an_expired_key_is_refused(gw) -> None:
+    key_id, secret = create_key(gw, expires_at=time.time() + 3600)
+    client = as_key(gw, secret)
+    assert client.chat.completions.create(model="m", messages=HELLO).choices
+    with admin(gw) as a:
+        assert a.patch(f"/admin/keys/{key_id}", json={"expires_at": time.time() - 1}
+                       ).status_code == 200
+    with pytest.raises(openai.AuthenticationError) as err:
+        client.chat.completions.create(model="m", messages=HELLO)
+    assert "expired" in err.value.message
+
+
+def test_each_choice_is_reserved(gw) -> None:
+    # Provider a: $1/$2 per million. One choice of 10 tokens reserves $29e-6; n=3: $69e-6.
+    _, secret = create_key(gw, budget_usd={"total": 50e-6})
+    client = as_key(gw, secret)
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(model="m", messages=HELLO, max_tokens=10, n=3)
+    assert err.value.body["code"] == "budget_exceeded"
+    assert client.chat.completions.create(model="m", messages=HELLO, max_tokens=10).choices

@@ -132,7 +132,7 @@ class Gate:
         if not allowed:
             raise _no_access(chat.model)
         chat.options = _key_options(key, chat.options, route, allowed)
-        output = chat.max_output_tokens or self._reserve_output
+        output = (chat.max_output_tokens or self._reserve_output) * _choices(chat)
         cost = max(d.price.cost(chat.prompt_tokens, output) for d in allowed)
         admission = self._limiter.admit(key, cost, chat.prompt_tokens + output)
         return Ticket(self, key, chat, request_id, surface, admission)
@@ -237,6 +237,12 @@ def _key_options(key: VirtualKey, options: RoutingOptions, route: ModelRoute,
     if spec.deployments is not None:
         updates["only"] = [d.id for d in allowed]
     return options.model_copy(update=updates) if updates else options
+
+
+def _choices(chat: ChatRequest) -> int:
+    """`n`: each choice may produce up to the output limit."""
+    n = chat.body.get("n")
+    return n if type(n) is int and n > 1 else 1
 
 
 def _usage_of(served: Served) -> dict[str, Any] | None:

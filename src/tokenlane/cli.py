@@ -163,6 +163,7 @@ def _sim(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .server import create_app
+    from .server.drain import draining_server
     from .server.protocol import GatewayHttpProtocol
 
     settings, source = _load(args.config)
@@ -171,12 +172,12 @@ def _serve(args: argparse.Namespace) -> int:
     })
     settings = settings.model_copy(update={"server": server_settings})
     app = create_app(settings, source=source, catalog=_validate(settings, source))
-    gateway = uvicorn.Server(uvicorn.Config(
+    # Streams in flight get drain_timeout_s to finish, then end with an error event (drain.py).
+    gateway = draining_server(
         app, host=server_settings.host, port=server_settings.port, http=GatewayHttpProtocol,
         log_level=args.log_level, access_log=False,
         server_header=False,  # no need to tell the world which server version runs here
-        timeout_graceful_shutdown=round(server_settings.drain_timeout_s),
-    ))
+    )
     sim_server = _sim_server(settings, args.log_level)
     admin_server = _admin_server(app, settings)
     _banner(settings, source)

@@ -9,6 +9,8 @@
     ├── UnsupportedMediaType       415 invalid_request_error / unsupported_media_type
     ├── UpstreamRejected           the upstream's own 4xx, passed back unchanged
     ├── StreamBroken               502, sent as a final SSE error event mid-stream
+    ├── GatewayShuttingDown        503 server_error / gateway_shutting_down: the drain time
+    │                              ran out (mid-stream: the final SSE error event)
     └── NoDeploymentAvailable      503 service_unavailable, or 429 when every deployment
                                    rate-limited (carries every attempt)
 
@@ -25,6 +27,7 @@ __all__ = [
     "Attempt",
     "AuthenticationFailed",
     "BodyTooLarge",
+    "GatewayShuttingDown",
     "InvalidRequest",
     "MethodNotAllowed",
     "ModelNotFound",
@@ -111,6 +114,14 @@ class UnsupportedMediaType(TokenlaneError):
     status = 415
     type = "invalid_request_error"
     code = "unsupported_media_type"
+
+
+class GatewayShuttingDown(TokenlaneError):
+    """The gateway is stopping and `server.drain_timeout_s` ran out before this request ended."""
+
+    status = 503
+    type = "server_error"
+    code = "gateway_shutting_down"
 
 
 class UpstreamRejected(TokenlaneError):

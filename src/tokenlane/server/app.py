@@ -27,6 +27,7 @@ from .admin import admin_router
 from .auth import Authenticator
 from .chat import CHAT_PATH, ChatCompletions
 from .dashboard import Dashboard, dashboard_router
+from .drain import Drain
 from .messages import CountTokens, Messages
 from .middleware import RequestContextMiddleware
 from .responses import Responses
@@ -85,10 +86,11 @@ def create_app(
     gate = RequestTap(keys.gate if keys is not None else OPEN_GATE, clock, catalog.models,
                       [metrics.served, dashboard.decisions.add])
     limit = settings.server.max_body_bytes
+    drain = Drain(settings.server.drain_timeout_s)
     surfaces = [Messages(), CountTokens(engine), Responses()]
     app = Gateway(
-        ChatCompletions(engine, auth, limit, gate=gate),
-        {s.path: SurfaceEndpoint(s, engine, auth, limit, gate=gate) for s in surfaces},
+        ChatCompletions(engine, auth, limit, drain, gate=gate),
+        {s.path: SurfaceEndpoint(s, engine, auth, limit, drain, gate=gate) for s in surfaces},
         title="tokenlane", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
     )
     app.state.settings = settings
@@ -98,6 +100,7 @@ def create_app(
     app.state.auth = auth
     app.state.keys = keys
     app.state.dashboard = dashboard
+    app.state.drain = drain  # for the server that runs the app (drain.DrainingServer)
     app.state.model_cards = [_model_card(name) for name in catalog.models]
     app.include_router(router)
     app.include_router(dashboard_router)

@@ -12,20 +12,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncGenerator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from ..errors import BodyTooLarge, MethodNotAllowed, TokenlaneError, UnsupportedMediaType
+from ..errors import (
+    BodyTooLarge,
+    GatewayShuttingDown,
+    MethodNotAllowed,
+    TokenlaneError,
+    UnsupportedMediaType,
+)
 from ..keys.admission import OPEN_GATE, Gate, OpenGate, request_id_of
 from ..request import parse_chat_request
 from ..routing.decision import Decision
 from ..routing.engine import Engine
-from ..routing.stream import ChatStream
 from .auth import Authenticator
-from .streaming import sse_body
+from .drain import Drain
+from .streaming import sse_body, sse_error
 
 __all__ = ["CHAT_PATH", "ChatCompletions"]
 
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Headers = list[tuple[bytes, bytes]]
+# Resolved with the exception that ends a request early: ClientGone, GatewayShuttingDown.
+Stop = asyncio.Future[BaseException]
 
 _JSON: Headers = [(b"content-type", b"application/json")]
 _SSE: Headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
@@ -47,16 +55,19 @@ class ClientGone(asyncio.CancelledError):
 
 class ChatCompletions:
     """The chat completions endpoint over `engine`, guarded by `auth` and a key's limits
-    (`gate`), bodies up to a limit."""
+    (`gate`), bodies up to a limit, ended early by `drain` at shutdown."""
 
     def __init__(self, engine: Engine, auth: Authenticator, max_body_bytes: int,
-                 *, gate: Gate | OpenGate = OPEN_GATE) -> None:
+                 drain: Drain, *, gate: Gate | OpenGate = OPEN_GATE) -> None:
         self.engine = engine
         self.auth = auth
         self.max_body_bytes = max_body_bytes
+        self.drain = drain
         self.gate = gate  # a virtual key's limits (tokenlane.keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stop: Stop = asyncio.get_running_loop().create_future()
+        self.drain.watch(stop)
         try:
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"{scope['method']} {CHAT_PATH}: use POST.")
@@ -67,23 +78,28 @@ class ChatCompletions:
                 raise UnsupportedMediaType(
                     "The request body must be JSON, sent with Content-Type: application/json.")
             received_at = self.engine.clock.now()
-            raw = await _read_body(receive, headers.get(b"content-length"), self.max_body_bytes)
+            raw = await _unless(stop, _read_body(receive, headers.get(b"content-length"),
+                                                 self.max_body_bytes))
             chat = parse_chat_request(raw, _text(headers.get(b"x-tokenlane-provider")))
             chat.received_at = received_at
             # A key over its limits is refused here, before anything goes upstream.
             ticket = self.gate.admit(key, chat, request_id_of(scope), CHAT_PATH)
             served = None
             # From here on, a disconnect cancels the work (and with it the upstream request).
-            watcher = asyncio.ensure_future(_disconnected(receive))
+            watcher = asyncio.ensure_future(_disconnected(receive, stop))
             try:
                 if chat.stream:
-                    stream = served = await _unless(watcher, self.engine.open(chat))
+                    stream = served = await _unless(stop, self.engine.open(chat))
                     try:
-                        await _unless(watcher, _send_stream(send, stream, ticket.headers))
+                        # sse_body closes the stream (and records the attempt) however it ends
+                        await send_stream(send, [*_route_headers(stream.deployment.id,
+                                                                 stream.decision),
+                                                 *ticket.headers],
+                                          sse_body(stream), stop, sse_error)
                     finally:
                         await stream.aclose()  # a no-op when the stream already ended
                 else:
-                    result = served = await _unless(watcher, self.engine.complete(chat))
+                    result = served = await _unless(stop, self.engine.complete(chat))
                     await _send_json(send, 200, result.body, [
                         *_route_headers(result.deployment.id, result.decision), *ticket.headers])
             finally:
@@ -96,6 +112,8 @@ class ChatCompletions:
             # Routine, not an error: nobody is left to answer, and the upstream request was
             # cancelled with the work (its attempt recorded as cancelled).
             log.debug("%s", exc)
+        finally:
+            self.drain.forget(stop)
 
 
 def _text(value: bytes | None) -> str | None:
@@ -122,17 +140,31 @@ async def _send_json(send: Send, status: int, body: Any, headers: Iterable[tuple
     await send({"type": "http.response.body", "body": data})
 
 
-async def _send_stream(send: Send, stream: ChatStream, extra: Iterable[tuple[bytes, bytes]] = ()
-                       ) -> None:
-    body: AsyncGenerator[bytes, None] = sse_body(stream)  # closes the stream (and records the attempt) however it ends
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            *_SSE, *_route_headers(stream.deployment.id, stream.decision), *extra]})
-        async for part in body:
+async def send_stream(send: Send, headers: Headers, parts: AsyncGenerator[bytes, None],
+                      stop: Stop, ending: Callable[[TokenlaneError], bytes]) -> None:
+    """A 200 event stream (`_SSE` and `headers`) of `parts`, until `stop` says otherwise.
+
+    A disconnect raises ClientGone. The drain running out (GatewayShuttingDown) ends a stream
+    already under way with the bytes of `ending(exc)`, and is raised if no header went yet
+    (the caller answers it)."""
+    started = False
+
+    async def pump() -> None:
+        nonlocal started
+        await send({"type": "http.response.start", "status": 200, "headers": [*_SSE, *headers]})
+        started = True  # no suspension point between the headers' write and this
+        async for part in parts:
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    try:
+        await _unless(stop, pump())
+    except GatewayShuttingDown as exc:
+        if not started:
+            raise
+        await send({"type": "http.response.body", "body": ending(exc), "more_body": False})
     finally:
-        await body.aclose()
+        await parts.aclose()
 
 
 async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
@@ -156,36 +188,39 @@ async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> by
             return b"".join(parts)
 
 
-async def _disconnected(receive: Receive) -> None:
+async def _disconnected(receive: Receive, stop: Stop) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+    if not stop.done():
+        stop.set_result(ClientGone("client disconnected"))
 
 
-async def _unless(watcher: asyncio.Future[None], work: Awaitable[T]) -> T:
-    """Run `work` in this task, cancelling it if the client goes away first.
+async def _unless(stop: Stop, work: Awaitable[T]) -> T:
+    """Run `work` in this task; if `stop` resolves first, cancel it and raise what `stop`
+    holds (ClientGone when the client went away, GatewayShuttingDown when the drain ran out).
 
-    Cancelling the running task from the watcher's callback, rather than racing a second task
+    Cancelling the running task from the future's callback, rather than racing a second task
     with `asyncio.wait`, saves a task and a wait per request on the hot path."""
     task = asyncio.current_task()
     assert task is not None
     state = {"active": True, "cancelled": False}
 
-    def client_gone(_: asyncio.Future[None]) -> None:
+    def interrupt(_: Stop) -> None:
         if state["active"]:
             state["cancelled"] = True
             task.cancel()
 
-    watcher.add_done_callback(client_gone)
+    stop.add_done_callback(interrupt)
     try:
         result = await work
     except asyncio.CancelledError:
         if state["cancelled"] and task.uncancel() == 0:
-            raise ClientGone("client disconnected") from None
+            raise stop.result() from None
         raise
     finally:
         state["active"] = False
-        watcher.remove_done_callback(client_gone)
+        stop.remove_done_callback(interrupt)
     if state["cancelled"]:  # `work` swallowed our cancellation and finished anyway
         task.uncancel()
-        raise ClientGone("client disconnected")
+        raise stop.result()
     return result

@@ -6,9 +6,10 @@ from collections.abc import AsyncGenerator
 
 import orjson
 
+from ..errors import TokenlaneError
 from ..routing.stream import ChatStream, StreamBroken
 
-__all__ = ["SSE_HEADERS", "sse_body"]
+__all__ = ["SSE_HEADERS", "sse_body", "sse_error"]
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -23,6 +24,12 @@ async def sse_body(stream: ChatStream) -> AsyncGenerator[bytes, None]:
         yield b"data: [DONE]\n\n"
     except StreamBroken as exc:
         # Output already reached the client: no fallback, no silent end. One error event.
-        yield b"data: " + dumps(exc.to_body()) + b"\n\n"
+        yield sse_error(exc)
     finally:
         await stream.aclose()
+
+
+def sse_error(exc: TokenlaneError) -> bytes:
+    """The final event of a stream that cannot go on: OpenAI's error object (the openai SDK
+    raises it as `APIError`)."""
+    return b"data: " + orjson.dumps(exc.to_body()) + b"\n\n"

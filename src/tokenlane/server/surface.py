@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 import orjson
@@ -23,9 +24,8 @@ from ..routing.engine import Engine
 from ..routing.stream import ChatStream, StreamBroken
 from .auth import Authenticator
 from .chat import (
-    _SSE,
     ClientGone,
-    Headers,
+    Stop,
     _disconnected,
     _is_json,
     _read_body,
@@ -33,7 +33,9 @@ from .chat import (
     _send_json,
     _text,
     _unless,
+    send_stream,
 )
+from .drain import Drain
 
 __all__ = ["Presenter", "Surface", "SurfaceEndpoint", "chat_request"]
 
@@ -76,17 +78,22 @@ class Surface(Protocol):
 
 
 class SurfaceEndpoint:
-    """Serves `surface.path` over `engine`, guarded by `auth` (Bearer or x-api-key)."""
+    """Serves `surface.path` over `engine`, guarded by `auth` (Bearer or x-api-key), ended
+    early by `drain` at shutdown."""
 
     def __init__(self, surface: Surface, engine: Engine, auth: Authenticator,
-                 max_body_bytes: int, *, gate: Gate | OpenGate = OPEN_GATE) -> None:
+                 max_body_bytes: int, drain: Drain, *, gate: Gate | OpenGate = OPEN_GATE
+                 ) -> None:
         self.surface = surface
         self.engine = engine
         self.auth = auth
         self.max_body_bytes = max_body_bytes
+        self.drain = drain
         self.gate = gate  # a virtual key's limits (tokenlane.keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stop: Stop = asyncio.get_running_loop().create_future()
+        self.drain.watch(stop)
         try:
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"{scope['method']} {self.surface.path}: use POST.")
@@ -98,7 +105,8 @@ class SurfaceEndpoint:
                 raise UnsupportedMediaType(
                     "The request body must be JSON, sent with Content-Type: application/json.")
             received_at = self.engine.clock.now()
-            raw = await _read_body(receive, headers.get(b"content-length"), self.max_body_bytes)
+            raw = await _unless(stop, _read_body(receive, headers.get(b"content-length"),
+                                                 self.max_body_bytes))
             prepared = self.surface.prepare(_json_object(raw), headers)
             if isinstance(prepared, dict):
                 await _send_json(send, 200, prepared, ())
@@ -107,17 +115,19 @@ class SurfaceEndpoint:
             chat.received_at = received_at
             ticket = self.gate.admit(key, chat, request_id_of(scope), self.surface.path)
             served = None
-            watcher = asyncio.ensure_future(_disconnected(receive))
+            watcher = asyncio.ensure_future(_disconnected(receive, stop))
             try:
                 if chat.stream:
-                    stream = served = await _unless(watcher, self.engine.open(chat))
+                    stream = served = await _unless(stop, self.engine.open(chat))
                     try:
-                        await _unless(watcher, _send_stream(send, stream, presenter,
-                                                            ticket.headers))
+                        await send_stream(send, [*_route_headers(stream.deployment.id,
+                                                                 stream.decision),
+                                                 *ticket.headers],
+                                          _events(stream, presenter), stop, presenter.broken)
                     finally:
                         await stream.aclose()
                 else:
-                    result = served = await _unless(watcher, self.engine.complete(chat))
+                    result = served = await _unless(stop, self.engine.complete(chat))
                     await _send_json(send, 200, presenter.complete(result.body), [
                         *_route_headers(result.deployment.id, result.decision), *ticket.headers])
             finally:
@@ -129,6 +139,8 @@ class SurfaceEndpoint:
             await _send_json(send, status, body, extra)
         except ClientGone as exc:
             log.debug("%s", exc)
+        finally:
+            self.drain.forget(stop)
 
 
 def chat_request(chat_body: dict[str, Any], headers: dict[bytes, bytes]) -> ChatRequest:
@@ -146,17 +158,15 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-async def _send_stream(send: Send, stream: ChatStream, presenter: Presenter,
-                       extra: Headers | tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    headers: Headers = [*_SSE, *_route_headers(stream.deployment.id, stream.decision), *extra]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+async def _events(stream: ChatStream, presenter: Presenter) -> AsyncGenerator[bytes, None]:
+    """The surface's SSE bytes for `stream`, the closing event included."""
     try:
         async for batch in stream.batches():
             data = b"".join([presenter.add(chunk) for chunk in batch])
             if data:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+                yield data
         tail = presenter.finish()
     except StreamBroken as exc:
         # Output already reached the client: no fallback, no silent end. One error event.
         tail = presenter.broken(exc)
-    await send({"type": "http.response.body", "body": tail, "more_body": False})
+    yield tail

@@ -246,12 +246,13 @@ def _choices(chat: ChatRequest) -> int:
 
 
 def _usage_of(served: Served) -> dict[str, Any] | None:
+    """The provider's usage: a stream's meter kept it; a finished answer (a Completion, or
+    another surface's) has it in its body."""
     if isinstance(served, ChatStream):
         return served.meter.usage
-    if isinstance(served, Completion):
-        usage = served.body.get("usage")
-        return usage if isinstance(usage, dict) else None
-    return None
+    body = getattr(served, "body", None)
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return usage if isinstance(usage, dict) else None
 
 
 def _plus(a: Tokens, b: Tokens) -> Tokens:

@@ -6,7 +6,7 @@ refused); the hot path reads the frozen `VirtualKey` built from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -76,7 +76,7 @@ class VirtualKey:
     """A stored key: its spec plus identity. The secret itself is never kept, only its hash."""
 
     id: str
-    secret_hash: str
+    secret_hash: str = field(repr=False)  # not the secret, still nothing for a log line
     prefix: str
     spec: KeySpec
     created_at: float  # Unix seconds

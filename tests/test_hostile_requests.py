@@ -49,6 +49,24 @@ def test_deep_nesting_is_a_400_naming_the_field(gw, field: str) -> None:
     assert "nested" in r.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_deep_nesting_in_the_routing_options_header_is_a_400_naming_it(gw, path: str) -> None:
+    """The header's JSON gets the body's depth check before its options are read."""
+    options = _dumps({"order": nested(300)}).decode()
+    body = {"model": "m", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
+    r = httpx.post(f"{gw.url}{path}", content=_dumps(body),
+                   headers={**JSON, "x-tokenlane-provider": options})
+    assert r.status_code == 400, r.text
+    if path == "/v1/chat/completions":
+        validate_error(r.json())
+        assert r.json()["error"]["param"] == "x-tokenlane-provider"
+    assert "'x-tokenlane-provider' is nested more than 128 levels deep" in r.text
+    shallow = _dumps({"order": ["fast/fast-m"], "max_attempts": 1}).decode()
+    r = httpx.post(f"{gw.url}{path}", content=_dumps(body),
+                   headers={**JSON, "x-tokenlane-provider": shallow})
+    assert r.status_code == 200, r.text
+
+
 def test_nesting_past_the_json_parser_limit_is_a_400(gw) -> None:
     r = post(gw, b'{"model": "m", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}")
     assert r.status_code == 400

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tokenlane.sim.tokens import text_pieces
 
+from .contract import validate_error
 from .harness import MASTER_KEY, Stack, stack
-from .loopback import serve
+from .loopback import http_app, serve
 from .scripted import GOOD, Scripted, chunk, endless, pieces, scripted_then_sim
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
@@ -144,3 +147,57 @@ def test_the_event_cap_is_configured_per_provider() -> None:
             assert s.openai().chat.completions.create(
                 model="m", messages=MESSAGES).choices[0].message.content == GOOD_TEXT
             assert bad_answers(s) == 1
+
+
+def _refusing(error: dict[str, object]):
+    """An upstream answering every request 400 with `error` as its error object."""
+
+    async def answer(scope: dict[str, object], body: bytes, send: Any) -> None:
+        data = b'{"error": ' + error_json(error) + b"}"
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": data})
+
+    return http_app(answer)
+
+
+def _passed_back(error: dict[str, object]) -> Any:
+    """The body a client gets through the gateway from an upstream refusing with `error`."""
+    with serve(_refusing(error)) as url:
+        extra = {"providers": {"bad": {"base_url": f"{url}/v1"}}}
+        with stack([GOOD], {"m": ["bad"]}, extra=extra) as s, \
+                pytest.raises(openai.BadRequestError) as err:
+            s.openai().chat.completions.create(model="m", messages=MESSAGES)
+    return err.value.response.json()
+
+
+def error_json(error: dict[str, object]) -> bytes:
+    # Written by hand: orjson, like the gateway, refuses to write what nests this deep.
+    parts = [b'"%s": %s' % (k.encode(), v if isinstance(v, bytes) else orjson.dumps(v))
+             for k, v in error.items()]
+    return b"{" + b", ".join(parts) + b"}"
+
+
+DEEP = b"[" * 300 + b"]" * 300
+
+
+@pytest.mark.parametrize("field", ["param", "code", "type", "message"])
+def test_an_upstream_4xx_with_a_deeply_nested_field_is_passed_back_as_text_or_null(
+        field: str) -> None:
+    error: dict[str, object] = {"message": "bad value", "type": "invalid_request_error",
+                                "param": "temperature", "code": "invalid_value", field: DEEP}
+    body = _passed_back(error)
+    validate_error(body)
+    got = body["error"]
+    kept = {k: v for k, v in error.items() if k != field}
+    assert {k: got[k] for k in kept} == kept  # the rest is the upstream's, unchanged
+    # Only a string (or null) is copied; anything else is not the spec's type.
+    assert got[field] == {"message": "upstream returned HTTP 400",
+                          "type": "invalid_request_error"}.get(field)
+
+
+def test_an_upstream_4xx_param_too_long_is_cut() -> None:
+    error: dict[str, object] = {"message": "bad", "type": "invalid_request_error",
+                                "param": "p" * 100_000, "code": None}
+    param = _passed_back(error)["error"]["param"]
+    assert param.startswith("ppp") and len(param) <= 256

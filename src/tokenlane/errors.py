@@ -136,13 +136,14 @@ class UpstreamRejected(TokenlaneError):
                  attempts: tuple[Attempt, ...] = ()):
         found = body.get("error")
         err: dict[str, Any] = found if isinstance(found, dict) else {}
-        message = str(err.get("message") or f"upstream returned HTTP {status}")
-        code = err.get("code")
-        # OpenAI's schema has string codes; some providers send numbers.
-        super().__init__(message, param=err.get("param"),
-                         code=None if code is None else str(code))
+        # Only the spec's types are copied (strings; numbers for codes, as some providers
+        # send them): anything else could be nested too deep to write again, or carry what
+        # redaction never saw (it reads string messages only).
+        message = _text(err.get("message")) or f"upstream returned HTTP {status}"
+        super().__init__(message, param=_text(err.get("param"), _MAX_FIELD),
+                         code=_text(err.get("code"), _MAX_FIELD, numbers=True))
         self.status = status
-        self.type = str(err.get("type") or "invalid_request_error")
+        self.type = _text(err.get("type"), _MAX_FIELD) or "invalid_request_error"
         self.deployment = deployment
         self.attempts = attempts
 
@@ -154,6 +155,20 @@ class UpstreamRejected(TokenlaneError):
         """Names the deployment that refused."""
         # Which deployment said no: a client debugging a 400 needs to know whose rules it broke.
         return {"x-tokenlane-deployment": self.deployment}
+
+
+# An upstream's param, code or type longer than this is cut (they are names, not prose).
+_MAX_FIELD = 256
+
+
+def _text(value: Any, limit: int | None = None, *, numbers: bool = False) -> str | None:
+    """`value` if it is a string (cut to `limit`), an int or float as text if `numbers`, else
+    None."""
+    if isinstance(value, str):
+        return value[:limit]
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

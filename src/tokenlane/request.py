@@ -16,8 +16,8 @@ from .routing.options import (
     split_model_suffix,
 )
 
-__all__ = ["MAX_NESTING", "ChatRequest", "check_nesting", "parse_chat_request",
-           "prompt_tokens_estimate"]
+__all__ = ["MAX_NESTING", "OPTIONS_HEADER", "ChatRequest", "check_header_nesting",
+           "check_nesting", "parse_chat_request", "prompt_tokens_estimate"]
 
 
 @dataclass(slots=True)
@@ -50,6 +50,8 @@ def chat_request_from_body(body: dict[str, Any], options_header: str | None = No
     """Validate what routing needs. Routing options are taken out of the body: upstreams
     must not see them."""
     check_nesting(body)
+    if options_header:
+        check_header_nesting(options_header)
     provider_options = body.pop("provider", None)
     fallbacks = body.pop("models", None)  # the gateway's to honour, not the upstream's
     if fallbacks is not None and (not isinstance(fallbacks, list) or not all(
@@ -111,6 +113,19 @@ def check_nesting(body: dict[str, Any], limit: int = MAX_NESTING) -> None:
             children = node.values() if type(node) is dict else node
             stack.extend((child, depth + 1) for child in children
                          if type(child) in _CONTAINERS)
+
+
+OPTIONS_HEADER = "x-tokenlane-provider"
+
+
+def check_header_nesting(options_header: str, limit: int = MAX_NESTING) -> None:
+    """The routing options header gets the body's depth check (InvalidRequest naming the
+    header) before its options are read; JSON that does not parse is left for them to refuse."""
+    try:
+        value = orjson.loads(options_header)
+    except orjson.JSONDecodeError:
+        return
+    check_nesting({OPTIONS_HEADER: value}, limit)
 
 
 def prompt_tokens_estimate(messages: list[Any]) -> int:

@@ -16,14 +16,21 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 
 from .capabilities import ALL_FEATURES, LimitParam, ParamRules, UnsupportedRule
 from .presets import PRESETS, Preset
-from .sim import SimSettings
 from .types import Catalog, Deployment, Failover, ModelRoute, Price, Provider
 from .yamlfile import (
     ConfigError,
@@ -319,6 +326,24 @@ class KeysSettings(_Strict):
         return os.path.join(self.data_dir, self.path)
 
 
+def _sim_section(value: Any) -> Any:
+    # The simulator's own types validate it (errors keep their `sim.` paths), imported only
+    # when a config has the section: a gateway without one never loads the simulator.
+    if value is None:
+        return None
+    from .sim.spec import SimSettings
+
+    return SimSettings.model_validate(value)
+
+
+if TYPE_CHECKING:
+    from .sim.spec import SimSettings
+
+    SimSection = SimSettings | None
+else:
+    SimSection = Annotated[Any, PlainValidator(_sim_section)]
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     providers: dict[str, ProviderSettings] = {}
@@ -326,7 +351,7 @@ class Settings(_Strict):
     routing: RoutingSettings = RoutingSettings()
     keys: KeysSettings = KeysSettings()
     # Simulated providers `tokenlane serve` starts beside the gateway (demo, tests, benchmarks).
-    sim: SimSettings | None = None
+    sim: SimSection = None
 
     @model_validator(mode="after")
     def _keys_need_master_keys(self) -> Settings:

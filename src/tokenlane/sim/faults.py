@@ -41,18 +41,35 @@ from collections.abc import Mapping
 from dataclasses import replace
 from random import Random
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from .replies import Broken, Completion, Failure, Reply, StreamFault, StreamFaultAction
 
-if TYPE_CHECKING:
-    from .spec import SimProviderSpec
+__all__ = ["FAULTS", "MID_STREAM_FAILURE", "OVERLOADED", "Fault", "FaultKnobs"]
 
-__all__ = ["FAULTS", "MID_STREAM_FAILURE", "OVERLOADED", "Fault"]
+
+class FaultKnobs(Protocol):
+    """What a fault reads of its provider's spec (a `spec.SimProviderSpec` has them all).
+
+    Named here rather than imported: the spec validates its `fault` against `FAULTS`, so
+    this module comes first and depends on nothing of the spec's."""
+
+    @property
+    def fault_after_tokens(self) -> int: ...
+    @property
+    def stall_s(self) -> float: ...
+    @property
+    def flap_period(self) -> int: ...
+    @property
+    def time_scale(self) -> float: ...
+    @property
+    def jitter(self) -> float: ...
+    @property
+    def tokens_per_s(self) -> float: ...
 
 
 class Fault(Protocol):
-    def __call__(self, reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Reply:
+    def __call__(self, reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
         """Return the reply to give instead of `reply` (pure: randomness only from `rng`).
 
         `seq` numbers the provider's planned requests from 0, restarting whenever its
@@ -66,33 +83,33 @@ OVERLOADED = Failure(503, "The server is overloaded or not ready yet.", "server_
 MID_STREAM_FAILURE = Failure(500, "simulated upstream failure", "server_error")
 
 
-def _http_503(reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Reply:
+def _http_503(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
     return OVERLOADED
 
 
-def _flap(reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Reply:
+def _flap(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
     return OVERLOADED if (seq // spec.flap_period) % 2 else reply
 
 
-def _reset_before_headers(reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Reply:
+def _reset_before_headers(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
     return Broken("reset")
 
 
-def _bad_json_200(reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Reply:
+def _bad_json_200(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
     if not isinstance(reply, Completion):
         return Broken("bad_json")
     # When the first body byte would have gone out: at TTFT for a stream, at the end if not.
     return Broken("bad_json", reply.delays[0] if reply.stream else reply.total_delay)
 
 
-def _stall_before_first_token(reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Reply:
+def _stall_before_first_token(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
     if not isinstance(reply, Completion):
         return reply
     delays = reply.delays
     return replace(reply, delays=(delays[0] + spec.stall_s * spec.time_scale, *delays[1:]))
 
 
-def _trickle(reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Reply:
+def _trickle(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
     if not isinstance(reply, Completion):
         return reply
     first, *steps = reply.delays
@@ -106,7 +123,7 @@ def _trickle(reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Repl
 def _mid_stream(action: StreamFaultAction) -> Fault:
     """A fault that strikes after `fault_after_tokens` content tokens (`StreamFault`)."""
 
-    def fault(reply: Reply, spec: SimProviderSpec, rng: Random, seq: int) -> Reply:
+    def fault(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
         if not isinstance(reply, Completion):
             return reply
         if not reply.stream:  # nothing is sent before the end, so the end is what breaks

@@ -22,8 +22,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 def chromium_path() -> str | None:
-    found = os.environ.get("TOKENLANE_CHROMIUM") or shutil.which("chromium")
-    return found or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    """$TOKENLANE_CHROMIUM, else Debian's chromium; None when that file is not there."""
+    wanted = os.environ.get("TOKENLANE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    return wanted if Path(wanted).is_file() else None
 
 
 def artifacts_dir() -> Path:

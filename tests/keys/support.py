@@ -15,9 +15,11 @@ from ..harness import MASTER_KEY, Stack, stack
 
 
 def quick(name: str, **fields: Any) -> SimProviderSpec:
-    """A provider answering at once (no simulated delays): 10 tokens, usage details on."""
-    return SimProviderSpec(name=name, ttft_s=0, tokens_per_s=1000, output_tokens=10,
-                           time_scale=0, usage_details=True, **fields)
+    """A provider answering at once (no simulated delays): 10 tokens, usage details on;
+    `fields` override."""
+    spec = {"ttft_s": 0, "tokens_per_s": 1000, "output_tokens": 10, "time_scale": 0,
+            "usage_details": True, **fields}
+    return SimProviderSpec(name=name, **spec)
 
 
 @contextmanager

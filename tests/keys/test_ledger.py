@@ -130,3 +130,26 @@ def test_request_log_is_one_json_line_per_request_without_content(tmp_path, capl
         assert line["decision"].startswith("policy=") and line["deployment"] == "a/a-m"
         assert line["cost"] > 0 and line["request_id"] and line["outcome"] == "ok"
     assert secret_words not in caplog.text and secret not in caplog.text
+
+
+def test_a_client_that_leaves_mid_stream_pays_for_what_was_generated(tmp_path) -> None:
+    slow = quick("slow", tokens_per_s=20, output_tokens=200, time_scale=1.0)
+    with keyed_stack([slow], {"m": ["slow"]}, str(tmp_path), prices={"slow": PRICE}) as s:
+        key_id, secret = create_key(s, budget_usd={"day": 1})
+        stream = as_key(s, secret).chat.completions.create(model="m", messages=HELLO,
+                                                           stream=True)
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+        stream.close()  # gone after the first token, 199 still to come
+        s.sim.wait_counters("slow", lambda c: c.disconnected == 1, timeout=30)
+        for _ in range(100):  # bounded: the gateway settles as it closes the upstream
+            rows = requests(s, key_id=key_id)
+            if rows:
+                break
+        with admin(s) as a:
+            usage = a.get(f"/admin/keys/{key_id}").json()["usage"]
+    [row] = rows
+    assert row["outcome"] == "cancelled" and row["deployment"] == "slow/slow-m"
+    assert 1 <= row["completion_tokens"] < 200 and row["cost"] > 0
+    assert usage["reserved_usd"] == 0 and usage["spent_usd"]["day"] == pytest.approx(row["cost"])

@@ -6,13 +6,14 @@ Estimates are read from the stats store at scrape time rather than pushed per re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .providers.pool_waits import PoolWaits
 from .routing.circuit import CircuitBoard
 from .stats.observation import Observation
 from .stats.snapshot import Snapshot
@@ -78,6 +79,10 @@ class Metrics:
 
     def watch_circuits(self, board: CircuitBoard, deployments: list[str]) -> None:
         self.registry.register(_CircuitCollector(board, deployments))
+
+    def watch_pool_waits(self, waits: Mapping[str, PoolWaits]) -> None:
+        """Each provider's waits for a pooled connection (read at scrape time)."""
+        self.registry.register(_PoolWaitCollector(waits))
 
     def observe(self, obs: Observation) -> None:
         d = obs.deployment
@@ -147,6 +152,30 @@ class _CircuitCollector(Collector):
         for d in self._deployments:
             gauge.add_metric([d], self._STATES[self._board.state(d)])
         yield gauge
+
+
+class _PoolWaitCollector(Collector):
+    def __init__(self, waits: Mapping[str, PoolWaits]) -> None:
+        self._waits = waits
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        seconds = HistogramMetricFamily(
+            "tokenlane_upstream_pool_wait_seconds",
+            "Time a request waited for a free connection in the provider's pool (only "
+            "requests that found every connection busy)", labels=["provider"])
+        waiting = GaugeMetricFamily("tokenlane_upstream_pool_waiting",
+                                    "Requests waiting for a pooled connection now",
+                                    labels=["provider"])
+        for name, w in self._waits.items():
+            buckets = [("+Inf" if b == float("inf") else repr(b), n)
+                       for b, n in w.cumulative_buckets()]
+            seconds.add_metric([name], buckets, w.sum_s)
+            waiting.add_metric([name], w.waiting)
+        yield seconds
+        yield waiting
 
 
 class _EstimateCollector(Collector):

@@ -20,6 +20,7 @@ from ..types import Provider
 from .anthropic_wire import ChunksFromEvents, messages_body_from_chat
 from .base import UpstreamBadResponse, UpstreamConnectError, UpstreamTimeout
 from .openai import _http_error, _is_timeout, _safe
+from .pool_waits import pool_waits_of
 from .sse import SSEDecoder
 from .transport import build_transport, timeouts, upstream_headers, upstream_url
 
@@ -34,6 +35,7 @@ class AnthropicDialect:
     ) -> None:
         self.provider = provider
         self._transport = transport or build_transport(provider)
+        self.pool_waits = pool_waits_of(self._transport)  # None: a transport that does not time them
         self._url = upstream_url(provider, "messages")
         # Anthropic takes its key in x-api-key, not as a bearer token.
         headers = upstream_headers(dataclasses.replace(provider, api_key=None), self._url,

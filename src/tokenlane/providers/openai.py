@@ -22,6 +22,7 @@ from .base import (
     UpstreamHTTPError,
     UpstreamTimeout,
 )
+from .pool_waits import pool_waits_of
 from .redact import redact
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 from .transport import build_transport, timeouts, upstream_headers, upstream_url
@@ -37,6 +38,7 @@ class OpenAIDialect:
     ) -> None:
         self.provider = provider
         self._transport = transport or build_transport(provider)
+        self.pool_waits = pool_waits_of(self._transport)  # None: a transport that does not time them
         self._url = upstream_url(provider, "chat/completions")
         self._headers = upstream_headers(provider, self._url, accept="text/event-stream")
         self._timeouts = timeouts(provider.connect_timeout_s)

@@ -12,31 +12,69 @@ have prepared per request (URL, headers, timeouts) is prepared once per provider
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from ..types import Provider
+from .pool_waits import PoolWaits
 
-__all__ = ["TRANSPORTS", "build_transport", "timeouts", "upstream_headers", "upstream_url"]
+__all__ = ["TRANSPORTS", "MeasuredAiohttpTransport", "build_transport", "timeouts",
+           "upstream_headers", "upstream_url"]
 
 
-def _aiohttp(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    def session() -> aiohttp.ClientSession:  # called on first use, inside the running loop
+class MeasuredAiohttpTransport(AiohttpTransport):
+    """httpx-aiohttp's transport, timing each wait for a free connection (`pool_waits`)."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self.pool_waits = PoolWaits()
+        super().__init__(limits=limits, client=self._session)
+
+    def _session(self) -> aiohttp.ClientSession:  # called on first use, inside the running loop
         connector = aiohttp.TCPConnector(
-            limit=limits.max_connections or 0,
-            keepalive_timeout=limits.keepalive_expiry or 0,
-            ssl=transport.ssl_context,  # httpx's (certifi) trust store, as for the httpx transport
+            limit=self.limits.max_connections or 0,
+            keepalive_timeout=self.limits.keepalive_expiry or 0,
+            ssl=self.ssl_context,  # httpx's (certifi) trust store, as for the httpx transport
         )
         # No cookie jar: one upstream session carries every tenant's requests, so a cookie set
         # in one answer must never ride on the next request.
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                     trace_configs=[_pool_wait_trace(self.pool_waits)])
 
-    transport = AiohttpTransport(limits=limits, client=session)
-    return transport
+
+def _pool_wait_trace(waits: PoolWaits) -> aiohttp.TraceConfig:
+    """aiohttp's connection-queued hooks feeding `waits`. A request given up while queued
+    (cancelled, timed out) gets no queued-end, only the request's own end: its wait ends
+    there."""
+
+    def end(ctx: SimpleNamespace) -> None:
+        started = getattr(ctx, "queued_at", None)
+        if started is not None:
+            ctx.queued_at = None
+            waits.dequeued(asyncio.get_running_loop().time() - started)
+
+    async def on_queued(session: Any, ctx: SimpleNamespace, params: Any) -> None:
+        ctx.queued_at = asyncio.get_running_loop().time()
+        waits.queued()
+
+    async def on_dequeued(session: Any, ctx: SimpleNamespace, params: Any) -> None:
+        end(ctx)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_queued_start.append(on_queued)
+    trace.on_connection_queued_end.append(on_dequeued)
+    trace.on_request_exception.append(on_dequeued)
+    return trace
+
+
+def _aiohttp(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    return MeasuredAiohttpTransport(limits)
 
 
 def _httpx(limits: httpx.Limits) -> httpx.AsyncBaseTransport:

@@ -20,6 +20,7 @@ from ..config import Settings
 from ..errors import TokenlaneError, error_body
 from ..keys import OPEN_GATE, KeyService
 from ..metrics import Metrics
+from ..providers.pool_waits import pool_waits_of
 from ..routing.build import build_engine, build_prober
 from ..stats.observation import Observation
 from ..types import Catalog
@@ -63,6 +64,9 @@ def create_app(
                           on_overhead=metrics.overhead.observe,
                           on_hedge=metrics.on_hedge)
     metrics.watch_circuits(engine.circuits, deployment_ids)
+    pool_waits = {name: waits for name, dialect in engine.dialects.items()
+                  if (waits := pool_waits_of(dialect)) is not None}
+    metrics.watch_pool_waits(pool_waits)
     prober = build_prober(settings, engine)
 
     @asynccontextmanager
@@ -101,6 +105,7 @@ def create_app(
     app.state.keys = keys
     app.state.dashboard = dashboard
     app.state.drain = drain  # for the server that runs the app (drain.DrainingServer)
+    app.state.pool_waits = pool_waits
     app.state.model_cards = [_model_card(name) for name in catalog.models]
     app.include_router(router)
     app.include_router(dashboard_router)

@@ -33,7 +33,11 @@ def _authorize(request: Request) -> None:
 @router.get("/v1/router/stats")
 async def router_stats(request: Request) -> Response:
     _authorize(request)
-    return _json(_engine(request).stats_report())
+    report = _engine(request).stats_report()
+    # Per provider, beside the models' estimates: waits for a pooled upstream connection.
+    report["providers"] = {name: waits.summary()
+                           for name, waits in request.app.state.pool_waits.items()}
+    return _json(report)
 
 
 @router.get("/metrics")

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 _PREFIX = "x-ratelimit-"
+_RAW_PREFIX = _PREFIX.encode()
 _FIELDS = ("limit", "remaining", "reset")
 _RESOURCES = ("requests", "tokens")
 _WINDOWS = ("minute", "hour", "day")
@@ -74,11 +75,20 @@ def parse_duration(value: str | None) -> float | None:
     return total if end and end == len(text) else None
 
 
-def parse_rate_limits(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[Limit, ...]:
-    """Every rate-limit window in a response's headers (both styles), in a stable order."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
+def parse_rate_limits(headers: Any) -> tuple[Limit, ...]:
+    """Every rate-limit window in a response's headers (both styles), in a stable order.
+
+    `headers`: a mapping, (name, value) pairs, or httpx.Headers, whose raw byte pairs are read
+    directly: this runs on every answer, and most carry no rate-limit header at all."""
+    raw = getattr(headers, "raw", None)
+    items = raw if raw is not None else (
+        headers.items() if isinstance(headers, Mapping) else headers)
     found: dict[tuple[str, str], dict[str, float | None]] = {}
     for name, value in items:
+        if type(name) is bytes:
+            if name[:12].lower() != _RAW_PREFIX:
+                continue
+            name, value = name.decode("latin-1"), value.decode("latin-1")
         key = name.lower()
         if not key.startswith(_PREFIX):
             continue

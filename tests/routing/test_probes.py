@@ -87,15 +87,18 @@ async def test_a_slowed_deployment_is_rechecked_on_a_backing_off_schedule_and_fo
         e = p.estimate(A)
         assert e.decode_tps_p50 == pytest.approx(100, rel=0.01)
         assert e.decode_tps_healthy == pytest.approx(1000, rel=0.01)  # what it can win back
-        waits = []
+        sent = [p.clock.now()]  # the slowdown's last measurement
         for _ in range(4):  # still slow after every recheck
-            waited = 0.0
-            while await p.round() != [A]:
+            while True:
+                at = p.clock.now()
+                if await p.round() == [A]:
+                    sent.append(at)
+                    break
                 p.clock.advance(0.25)
-                waited += 0.25
-                assert waited < 10
-            waits.append(waited)
-        assert waits == [1.0, 2.0, 2.0, 2.0]  # first_s, then doubled to the cap (max_s)
+                assert at - sent[-1] < 10
+        gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+        # first_s, then doubled to the cap, send to send (to the 0.25 s the test steps by).
+        assert gaps == pytest.approx([1.0, 2.0, 2.0, 2.0], abs=0.05)
         p.sim.update("a", tokens_per_s=1000)  # recovered
         p.clock.advance(2)
         assert await p.round() == [A]

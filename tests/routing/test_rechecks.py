@@ -38,3 +38,12 @@ def test_good_news_restarts_the_backoff_so_a_recovery_is_confirmed_quickly() -> 
 
 def test_never_measured_is_due_at_once() -> None:
     assert RecheckSchedule().due("d", False, None, 0.0)
+
+
+def test_the_interval_runs_from_when_a_recheck_was_sent_not_when_it_timed_out() -> None:
+    schedule = RecheckSchedule(RecheckSettings(first_s=1, max_s=2, idle_s=60))
+    assert due_after(schedule, True, 0.0) == 1  # sent at 1
+    # That recheck stalled and timed out 1.5 s later: still degraded, next one 2 s after it
+    # was sent (at 3), not 2 s after its answer (at 4.5).
+    assert not schedule.due("d", True, 2.5, 2.75)
+    assert schedule.due("d", True, 2.5, 3.0)

@@ -35,7 +35,8 @@ class RecheckSettings:
 @dataclass(slots=True)
 class _Backoff:
     interval: float
-    checked_at: float | None = None  # when the latest recheck was sent
+    checked_at: float | None = None  # when the latest recheck was sent, until it is answered
+    answered_sent_at: float | None = None  # when the latest answered recheck was sent
 
 
 class RecheckSchedule:
@@ -61,8 +62,13 @@ class RecheckSchedule:
         elif b.checked_at is not None and measured_at >= b.checked_at:
             # The last recheck came back and found it still degraded: wait longer next time.
             b.interval = min(b.interval * 2, self.settings.max_s)
-            b.checked_at = None
-        return now - measured_at >= b.interval
+            b.answered_sent_at, b.checked_at = b.checked_at, None
+        # A recheck says how the deployment was when it was sent: a stalled one that took its
+        # whole deadline to time out must not push the next one back by that deadline too.
+        since = measured_at
+        if b.answered_sent_at is not None and measured_at >= b.answered_sent_at:
+            since = b.answered_sent_at
+        return now - since >= b.interval
 
     def sent(self, deployment: str, now: float) -> None:
         """A recheck of `deployment` was sent at `now`."""

@@ -110,3 +110,16 @@ def test_each_choice_is_reserved(gw) -> None:
         client.chat.completions.create(model="m", messages=HELLO, max_tokens=10, n=3)
     assert err.value.body["code"] == "budget_exceeded"
     assert client.chat.completions.create(model="m", messages=HELLO, max_tokens=10).choices
+
+
+def test_fleet_wide_numbers_are_for_master_keys_only(gw) -> None:
+    """Every deployment's estimates and every key's spend (/metrics carries spend by key) are
+    the operator's: one tenant's key must not read the others'."""
+    _, secret = create_key(gw, name="tenant")
+    with admin(gw, secret) as tenant, admin(gw) as operator:
+        for path in ("/v1/router/stats", "/metrics"):
+            refused = tenant.get(path)
+            assert refused.status_code == 403, (path, refused.text)
+            assert refused.json()["error"]["message"]
+            assert operator.get(path).status_code == 200, path
+        assert tenant.get("/v1/models").status_code == 200  # a tenant may list models

@@ -30,9 +30,16 @@ def _authorize(request: Request) -> None:
     auth.check(request.headers.get("authorization"))
 
 
+def _authorize_operator(request: Request) -> None:
+    """Fleet-wide numbers (every deployment's estimates, every key's spend in /metrics) are
+    the operator's: a master key. A virtual key is one tenant's and gets a 403."""
+    auth: Authenticator = request.app.state.auth
+    auth.check_master(request.headers.get("authorization"))
+
+
 @router.get("/v1/router/stats")
 async def router_stats(request: Request) -> Response:
-    _authorize(request)
+    _authorize_operator(request)
     report = _engine(request).stats_report()
     # Per provider, beside the models' estimates: waits for a pooled upstream connection.
     report["providers"] = {name: waits.summary()
@@ -43,7 +50,7 @@ async def router_stats(request: Request) -> Response:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     if not request.app.state.settings.server.metrics.public:
-        _authorize(request)
+        _authorize_operator(request)
     body = request.app.state.metrics.render()
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -236,11 +236,11 @@ class CircuitConfig(_Strict):
     open_s: float = Field(1.0, gt=0, description="first cool-down; doubles per failed trial")
     max_open_s: float = Field(30.0, gt=0)
     max_retry_after_s: float = Field(300.0, gt=0, description="Retry-After honoured up to")
+    auth_open_s: float = Field(300.0, gt=0, description="open this long on an upstream 401/403")
 
 
 class ProbeConfig(_Strict):
     """Active probes re-measure deployments users are kept away from (see routing.probes)."""
-    auth_open_s: float = Field(300.0, gt=0, description="open this long on an upstream 401/403")
 
     enabled: bool = True
     interval_s: float = Field(0.25, gt=0, description="how often the recheck schedule is read")

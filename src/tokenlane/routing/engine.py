@@ -120,6 +120,7 @@ class Engine:
     # -- planning ---------------------------------------------------------------------------
 
     def route(self, model: str) -> ModelRoute:
+        """The model's deployments that serve chat (embedding-only ones: routing/passthrough)."""
         route = self.catalog.models.get(model)
         if route is None:
             raise ModelNotFound(f"The model `{model}` does not exist.", param="model")

@@ -127,6 +127,7 @@ class Prober:
                     await self.run_once()
                 except Exception as exc:  # noqa: BLE001 - a round must never take the gateway down
                     log.error("probe round failed: %s", one_line(exc))
+                await self.engine.clock.sleep(self.settings.interval_s)
         finally:
             self.engine.probing = False
             for task in list(self._running.values()):

@@ -62,14 +62,14 @@ def run(command: list[str], url: str, env: dict[str, str] | None = None) -> str:
 
 def test_the_section_has_every_client() -> None:
     kinds = [kind for kind, _ in SNIPPETS]
-    assert kinds.count("python") == 3 and kinds.count("bash") == 2
+    assert kinds.count("python") == 4 and kinds.count("bash") == 2
     text = section()
     for client in ("openai SDK", "anthropic SDK", "Claude Code", "LangChain", "curl"):
         assert client in text
 
 
 @pytest.mark.parametrize("code", [c for k, c in SNIPPETS if k == "python"],
-                         ids=["openai", "anthropic", "langchain"])
+                         ids=["openai", "openai-embeddings-completions", "anthropic", "langchain"])
 def test_python_snippet_runs(demo: str, code: str) -> None:
     out = run([sys.executable, "-c", code], demo)
     assert out.strip(), "the snippet printed nothing"

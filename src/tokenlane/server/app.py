@@ -22,8 +22,9 @@ from ..keys import OPEN_GATE, KeyService
 from ..metrics import Metrics
 from ..providers.pool_waits import pool_waits_of
 from ..routing.build import build_engine, build_prober
+from ..routing.passthrough import Passthrough
 from ..stats.observation import Observation
-from ..types import Catalog
+from ..types import Catalog, ModelRoute
 from .admin import admin_router
 from .auth import Authenticator
 from .chat import CHAT_PATH, ChatCompletions
@@ -31,6 +32,7 @@ from .dashboard import Dashboard, dashboard_router
 from .drain import Drain
 from .messages import CountTokens, Messages
 from .middleware import RequestContextMiddleware
+from .passthrough import PassthroughEndpoint
 from .responses import Responses
 from .routes import router
 from .served import RequestTap
@@ -97,6 +99,10 @@ def create_app(
         {s.path: SurfaceEndpoint(s, engine, auth, limit, drain, gate=gate) for s in surfaces},
         title="tokenlane", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
     )
+    passthrough = Passthrough(engine)
+    for endpoint in ("embeddings", "completions"):  # bodies passed through, routed alike
+        served = PassthroughEndpoint(endpoint, passthrough, auth, limit, drain, gate=gate)
+        app.surfaces[served.path] = RequestContextMiddleware(served)
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
@@ -106,7 +112,7 @@ def create_app(
     app.state.dashboard = dashboard
     app.state.drain = drain  # for the server that runs the app (drain.DrainingServer)
     app.state.pool_waits = pool_waits
-    app.state.model_cards = [_model_card(name) for name in catalog.models]
+    app.state.model_cards = [_model_card(name, route) for name, route in catalog.models.items()]
     app.include_router(router)
     app.include_router(dashboard_router)
     own_port = keys is not None and settings.keys.admin_port is not None
@@ -147,14 +153,17 @@ def _each(*observers: Callable[[Observation], None]) -> Callable[[Observation], 
     return observe
 
 
-# Every surface translates to chat, so every model serves all of them (our extension of the
-# model object; clients that do not know it ignore it).
-_SURFACES = ("chat.completions", "responses", "messages")
+# The surfaces each deployment endpoint carries: every translated surface rides on chat; the
+# pass-through ones on their own endpoint (our extension of the model object; clients that do
+# not know it ignore it).
+_SURFACES = {"chat": ("chat.completions", "responses", "messages"),
+             "embeddings": ("embeddings",), "completions": ("completions",)}
 
 
-def _model_card(name: str) -> dict[str, Any]:
+def _model_card(name: str, route: ModelRoute) -> dict[str, Any]:
+    served = {e for d in route.deployments for e in d.endpoints}
     return {"id": name, "object": "model", "created": route.created, "owned_by": "tokenlane",
-            "surfaces": list(_SURFACES)}
+            "surfaces": [s for e, surfaces in _SURFACES.items() if e in served for s in surfaces]}
 
 
 def _admin_app(gateway: FastAPI) -> FastAPI:

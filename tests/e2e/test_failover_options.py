@@ -115,7 +115,8 @@ def test_a_non_streamed_request_keeps_one_deadline_across_mid_stream_breaks() ->
         with pytest.raises(openai.InternalServerError) as err:
             create(s, "body", {"deadline_s": 0.5})
         assert err.value.status_code == 503
-        assert attempts(err.value) == [("a/a-m", "stall", None)]
+        # The request's deadline, not a stall of the deployment (its stall_timeout is 20 s).
+        assert attempts(err.value) == [("a/a-m", "deadline", None)]
         assert s.sim.counters("b").requests == s.sim.counters("c").requests == 0
 
 

@@ -31,6 +31,13 @@ class UpstreamStalled(UpstreamError):
     outcome = "stall"
 
 
+class DeadlinePassed(UpstreamError):
+    """The request's own overall deadline ran out while its stream was still going: the
+    client's time budget, not a stall of the deployment."""
+
+    outcome = "deadline"
+
+
 class StreamBroken(TokenlaneError):
     """The upstream failed after output had already reached the client."""
 
@@ -209,7 +216,7 @@ class ChatStream:
                         break
                     except asyncio.CancelledError:
                         if watchdog.stalled():
-                            raise UpstreamStalled(self._stall_message()) from None
+                            raise self._stall_error() from None
                         raise
                     finally:
                         watchdog.done_waiting()
@@ -239,13 +246,12 @@ class ChatStream:
                 out.append(shown)
         return out
 
-    def _stall_message(self) -> str:
-        left = None
+    def _stall_error(self) -> UpstreamError:
+        """What the watchdog's cancellation was: the request's deadline, or a stall."""
         if self._deadline is not None:
-            left = self._deadline - asyncio.get_running_loop().time()
-        if left is not None and left <= 0.001:
-            return "request deadline passed mid-stream"
-        return f"no token for {self._stall_timeout}s (stalled)"
+            if self._deadline - asyncio.get_running_loop().time() <= 0.001:
+                return DeadlinePassed("request deadline passed mid-stream")
+        return UpstreamStalled(f"no token for {self._stall_timeout}s (stalled)")
 
     def _present(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
         if not self.request.include_usage and "usage" in chunk:

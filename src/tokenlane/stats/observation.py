@@ -8,9 +8,10 @@ __all__ = ["OUTCOMES", "Observation"]
 
 # Outcome classes. "cancelled" (the client left, or a hedge lost) says nothing about the
 # deployment's health and is kept out of error rates.
-# "auth": the provider refused the gateway's own credentials (401/403).
+# "auth": the provider refused the gateway's own credentials (401/403). "deadline": the
+# request's own overall deadline ran out mid-stream (the client's budget, not a failure).
 OUTCOMES = ("ok", "4xx", "429", "5xx", "timeout", "connect", "stall", "bad_response", "auth",
-            "cancelled")
+            "deadline", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)

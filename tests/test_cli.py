@@ -116,7 +116,8 @@ def test_bad_config_is_one_line_and_exit_code_2(tmp_path: Path, capsys) -> None:
 
 def test_check_accepts_the_demo(capsys) -> None:
     assert main(["check", "--config", str(ROOT / "config" / "demo.yaml")]) == 0
-    assert "ok (2 models, 6 deployments)" in capsys.readouterr().out
+    # Chat models llama-3.3-70b and qwen-3-32b, and the embedding model nomic-embed-text.
+    assert "ok (3 models, 8 deployments)" in capsys.readouterr().out
 
 
 def test_bad_sim_config_is_one_line_and_exit_code_2(tmp_path: Path, capsys) -> None:

@@ -86,3 +86,14 @@ def test_the_ttft_deadline_is_learnt_from_p99_and_bounded() -> None:
     assert ttft_timeout(estimate("new", 0.2, 1000, ttft_p99_s=0.25, ttft_samples=3), 100,
                         HEALTH, cap=30) == 30
     assert ttft_timeout(None, 100, HEALTH, cap=30) == 30
+
+
+def test_a_probe_may_take_a_few_times_what_the_deployment_usually_needs() -> None:
+    from tokenlane.routing.health import probe_deadline
+
+    fast = estimate("fast", 0.2, 1000, ttft_p90_s=0.3)
+    assert probe_deadline(fast, 16, HEALTH) == 2.0  # 3 x 0.316 s, floored at 2 s
+    # Trickling at 2 tok/s, 10 usually: judged by the usual level, not the trickle.
+    trickling = estimate("fast", 0.2, 2, ttft_p90_s=1.0, decode_tps_healthy=10.0)
+    assert probe_deadline(trickling, 16, HEALTH) == pytest.approx(3 * (1.0 + 1.6))
+    assert probe_deadline(estimate("new", 0.2, 1000, ttft_p90_s=None), 16, HEALTH) is None

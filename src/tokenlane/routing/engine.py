@@ -49,7 +49,7 @@ from ..types import Catalog, Deployment, Failover, ModelRoute
 from .attempts import AttemptFailed, PlanWalk
 from .circuit import CircuitBoard
 from .decision import Decision
-from .health import HealthSettings, degraded, overdue_after, ttft_timeout
+from .health import HealthSettings, degraded, overdue_after, probe_deadline, ttft_timeout
 from .hedge import HedgeBudget
 from .planner import PlannerSettings, expected_output_tokens, plan
 from .policies import Candidate
@@ -275,12 +275,16 @@ class Engine:
         """Measure one deployment with a tiny request of the gateway's own (the active
         prober's): planned and measured like any request, no fallback, no hedge, and allowed
         through an open circuit (it is the circuit's trial)."""
+        options: dict[str, Any] = {"only": [deployment], "allow_fallbacks": False,
+                                   "max_attempts": 1, "hedge": False}
+        estimate = self.stats.snapshot([deployment]).estimates[deployment]
+        if (limit := probe_deadline(estimate, max_tokens, self.health)) is not None:
+            options["deadline_s"] = limit  # a trickle answers "still slow" by then
         request = chat_request_from_body({
             "model": model,
             "messages": [{"role": "user", "content": "Count from one to twenty."}],
             "max_tokens": max_tokens,
-            "provider": {"only": [deployment], "allow_fallbacks": False, "max_attempts": 1,
-                         "hedge": False},
+            "provider": options,
         })
         request.probe = True
         return await self.complete(request)

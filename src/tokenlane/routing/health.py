@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from ..stats.snapshot import DeploymentEstimate
 
-__all__ = ["HealthSettings", "degraded", "overdue_after", "ttft_timeout", "unhealthy"]
+__all__ = ["HealthSettings", "degraded", "overdue_after", "probe_deadline", "ttft_timeout",
+           "unhealthy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +95,19 @@ def ttft_timeout(e: DeploymentEstimate | None, prompt_tokens: int, s: HealthSett
         grow = max(0.0, (prompt_tokens - e.ttft_mean_prompt_tokens) / 1000
                    * e.ttft_per_1k_prompt_s)
     return min(cap, max(s.timeout_min_s, s.timeout_p99_multiple * (e.ttft_p99_s + grow)))
+
+
+def probe_deadline(e: DeploymentEstimate | None, max_tokens: int, s: HealthSettings
+                   ) -> float | None:
+    """How long a probe of `max_tokens` may take: `trickle_factor` times what the deployment
+    usually needs for it (at its usual level, never less than 2 s). A probe that has not
+    finished by then has shown what it was sent to show (still slow) and must not hold up the
+    next recheck: a trickling provider takes 8 s to send 16 tokens at 2 tok/s, and its
+    recovery would be seen that much later. None while too little is known to say."""
+    if e is None or e.ttft_p90_s is None:
+        return None
+    usual_tps = e.decode_tps_healthy or e.decode_tps_p50
+    if not usual_tps:
+        return None
+    ttft = e.ttft_healthy_s or e.ttft_p90_s
+    return max(2.0, s.trickle_factor * (ttft + max_tokens / usual_tps))

@@ -3,6 +3,7 @@ over loopback, on a lockstep manual clock (no sleeps; simulated seconds cost no 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ async def test_a_slowed_deployment_is_rechecked_on_a_backing_off_schedule_and_fo
                     break
                 p.clock.advance(0.25)
                 assert at - sent[-1] < 10
-        gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(sent)]
         # first_s, then doubled to the cap, send to send (to the 0.25 s the test steps by).
         assert gaps == pytest.approx([1.0, 2.0, 2.0, 2.0], abs=0.05)
         p.sim.update("a", tokens_per_s=1000)  # recovered

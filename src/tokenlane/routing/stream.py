@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..assemble import has_token
 from ..clock import Clock
 from ..errors import TokenlaneError
+from ..pricing import cost_of, tokens_of
 from ..providers.base import UpstreamBadResponse, UpstreamError, UpstreamStream
 from ..providers.headroom import parse_time_info
 from ..request import ChatRequest
@@ -148,7 +149,8 @@ class AttemptMeter:
             ttft_s=ttft,
             decode_tps=decode,
             total_s=now - self.sent_at,
-            cost=self.deployment.price.cost(prompt, output),
+            # From the usage, so cached prompt tokens are priced at the cached rate.
+            cost=cost_of(tokens_of(self.usage, prompt, output), self.deployment.price),
             status=status,
             model=self.model,
             chunks=self.chunks,
@@ -248,9 +250,9 @@ class ChatStream:
 
     def _stall_error(self) -> UpstreamError:
         """What the watchdog's cancellation was: the request's deadline, or a stall."""
-        if self._deadline is not None:
-            if self._deadline - asyncio.get_running_loop().time() <= 0.001:
-                return DeadlinePassed("request deadline passed mid-stream")
+        loop_time = asyncio.get_running_loop().time()
+        if self._deadline is not None and self._deadline - loop_time <= 0.001:
+            return DeadlinePassed("request deadline passed mid-stream")
         return UpstreamStalled(f"no token for {self._stall_timeout}s (stalled)")
 
     def _present(self, chunk: dict[str, Any]) -> dict[str, Any] | None:

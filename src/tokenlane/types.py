@@ -21,8 +21,8 @@ class Price:
 
     input: float
     output: float
-    # Cached prompt tokens (a provider's prompt cache); None: billed as input. Priced in the
-    # spend ledger (tokenlane.keys.pricing).
+    # Cached prompt tokens (a provider's prompt cache); None: billed as input. Applied where a
+    # request's usage is known (tokenlane.pricing: the ledger and each attempt's observation).
     cached_input: float | None = None
 
     def cost(self, prompt_tokens: float, output_tokens: float) -> float:

@@ -8,8 +8,8 @@ import pytest
 
 from tokenlane.keys.buckets import TokenBucket, format_reset
 from tokenlane.keys.budgets import BudgetBook, period_end, period_start
-from tokenlane.keys.pricing import Tokens, cost_of, tokens_of
 from tokenlane.keys.secrets import hash_secret, key_id_of, new_secret, secret_matches
+from tokenlane.pricing import Tokens, cost_of, tokens_of
 from tokenlane.types import Price
 
 NOON = calendar.timegm((2026, 3, 31, 12, 0, 0))

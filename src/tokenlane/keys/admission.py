@@ -25,13 +25,13 @@ from typing import Any
 import orjson
 
 from ..errors import ModelNotFound, TokenlaneError
+from ..pricing import Tokens, cost_of, tokens_of
 from ..request import ChatRequest
 from ..routing.engine import Completion
 from ..routing.options import RoutingOptions, parse_options
 from ..routing.stream import ChatStream
 from ..stats.observation import Observation
 from ..types import Catalog, Deployment, ModelRoute
-from .pricing import Tokens, cost_of, tokens_of
 from .records import VirtualKey
 from .store import Admission, LedgerRow, Limiter
 

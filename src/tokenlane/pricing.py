@@ -4,8 +4,9 @@ OpenAI's usage counts cached prompt tokens inside `prompt_tokens` (and in
 `prompt_tokens_details.cached_tokens`) and reasoning tokens inside `completion_tokens` (and in
 `completion_tokens_details.reasoning_tokens`). Cached tokens are billed at the deployment's
 `price.cached_input` when configured, else at the input price; reasoning tokens are output
-tokens and billed as such. The engine's own `Observation.cost` (routing's price signal) prices
-every prompt token at the input price; the ledger uses this instead.
+tokens and billed as such. Both the spend ledger (tokenlane.keys) and the engine's own
+`Observation.cost` (routing's price signal, the stats and the metrics) price a request with
+this, so they agree.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..types import Price
+from .types import Price
 
 __all__ = ["Tokens", "cost_of", "tokens_of"]
 

@@ -162,6 +162,7 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .logformat import use_json_lines
     from .server import create_app
     from .server.drain import draining_server
     from .server.protocol import GatewayHttpProtocol
@@ -171,6 +172,8 @@ def _serve(args: argparse.Namespace) -> int:
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
     })
     settings = settings.model_copy(update={"server": server_settings})
+    if settings.logging.format == "json":
+        use_json_lines(logging.getLogger())  # the handler main()'s basicConfig installed
     app = create_app(settings, source=source, catalog=_validate(settings, source))
     # Streams in flight get drain_timeout_s to finish, then end with an error event (drain.py).
     gateway = draining_server(

@@ -47,6 +47,7 @@ __all__ = [
     "DeploymentSettings",
     "FailoverSettings",
     "KeysSettings",
+    "LoggingSettings",
     "MetricsSettings",
     "ModelSettings",
     "ProviderSettings",
@@ -326,6 +327,17 @@ class KeysSettings(_Strict):
         return os.path.join(self.data_dir, self.path)
 
 
+class LoggingSettings(_Strict):
+    """The gateway's own log lines (`tokenlane serve`), the access log and the request log."""
+
+    format: Literal["json", "text"] = "text"  # json: one JSON object per line, for collectors
+    # One line per HTTP request on every route, on the `tokenlane.access` logger at INFO.
+    access: bool = True
+    # The request log's lines (keys.request_log) also carry the prompt and the answer text: off, since prompts
+    # may hold what the callers would not want on disk.
+    content: bool = False
+
+
 def _sim_section(value: Any) -> Any:
     # The simulator's own types validate it (errors keep their `sim.` paths), imported only
     # when a config has the section: a gateway without one never loads the simulator.
@@ -350,6 +362,7 @@ class Settings(_Strict):
     models: dict[str, ModelSettings] = Field(min_length=1)
     routing: RoutingSettings = RoutingSettings()
     keys: KeysSettings = KeysSettings()
+    logging: LoggingSettings = LoggingSettings()
     # Simulated providers `tokenlane serve` starts beside the gateway (demo, tests, benchmarks).
     sim: SimSection = None
 

@@ -104,8 +104,9 @@ OPEN_GATE = OpenGate()
 class Gate:
     def __init__(self, catalog: Catalog, limiter: Limiter, record: Callable[[LedgerRow], None],
                  *, reserve_output_tokens: int, wall: Callable[[], float] = time.time,
-                 request_log: bool = False) -> None:
+                 request_log: bool = False, log_content: bool = False) -> None:
         self._catalog = catalog
+        self._log_content = log_content  # logging.content: prompts and answers in the log
         self._limiter = limiter
         self._record = record  # queues a ledger row (LedgerWriter.add)
         self._request_log = request_log
@@ -166,7 +167,9 @@ class Gate:
             at=self._wall(), surface=ticket.surface, stream=ticket.chat.stream)
         self._record(row)
         if self._request_log and request_log.isEnabledFor(logging.INFO):
-            request_log.info("%s", log_line(row, ticket.key, served))
+            fields = log_fields(row, ticket.key, served,
+                                ticket.chat if self._log_content else None)
+            request_log.info("%s", orjson.dumps(fields).decode(), extra={"fields": fields})
 
     def _route_for(self, key: VirtualKey, model: str) -> ModelRoute:
         models = key.spec.models
@@ -180,14 +183,41 @@ class Gate:
         return cost_of(tokens, found.price) if found is not None else 0.0
 
 
-def log_line(row: LedgerRow, key: VirtualKey | None, served: Served) -> str:
-    """The request log's JSON line: the ledger row, who asked, and why that deployment."""
+def log_fields(row: LedgerRow, key: VirtualKey | None, served: Served,
+               content: ChatRequest | None = None) -> dict[str, Any]:
+    """The request log's fields: the ledger row, who asked (never the secret), and why that
+    deployment; with `content` (logging.content) the prompt it sent and the answer's text."""
     line = row.to_dict()
     line["client"] = "master" if key is None else {
         "key_id": key.id, "name": key.spec.name, "metadata": key.spec.metadata}
     decision = served.decision if served is not None else None
     line["decision"] = decision.header() if decision is not None else None
-    return orjson.dumps(line).decode()
+    if content is not None:
+        body = content.body
+        line["prompt"] = {k: body[k] for k in _PROMPT_FIELDS if k in body}
+        line["answer"] = _answer_text(served)
+    return line
+
+
+# Where each surface's body carries its prompt (chat and the surfaces translated onto it,
+# completions, embeddings).
+_PROMPT_FIELDS = ("messages", "prompt", "input")
+
+
+def _answer_text(served: Served) -> list[str | None] | None:
+    """Each choice's text from a finished answer's body; None for a stream, whose text was
+    sent on as it came and not kept."""
+    body = getattr(served, "body", None)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list):
+        return None
+    texts: list[str | None] = []
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        text = message.get("content") if isinstance(message, dict) else None
+        texts.append(text if isinstance(text, str) else
+                     (choice.get("text") if isinstance(choice, dict) else None))
+    return texts
 
 
 def request_id_of(scope: Any) -> str:

@@ -39,7 +39,8 @@ class KeyNotFound(TokenlaneError):
 
 class KeyService:
     def __init__(self, store: KeyStore, limiter: Limiter, catalog: Catalog,
-                 settings: KeysSettings, *, wall: Callable[[], float] = time.time) -> None:
+                 settings: KeysSettings, *, wall: Callable[[], float] = time.time,
+                 log_content: bool = False) -> None:
         self._store = store
         self._limiter = limiter
         self._catalog = catalog
@@ -49,7 +50,7 @@ class KeyService:
                                    max_rows=settings.flush_rows)
         self.gate = Gate(catalog, limiter, self.ledger.add,
                          reserve_output_tokens=settings.reserve_output_tokens, wall=wall,
-                         request_log=settings.request_log)
+                         request_log=settings.request_log, log_content=log_content)
         self._keys = {k.id: k for k in store.load_keys()}
         now = wall()
         spent = {p: store.spent_by_key(period_start(p, now)) for p in PERIODS}
@@ -59,10 +60,10 @@ class KeyService:
 
     @classmethod
     def open(cls, settings: KeysSettings, catalog: Catalog, clock: Clock, *,
-             wall: Callable[[], float] = time.time) -> KeyService:
+             wall: Callable[[], float] = time.time, log_content: bool = False) -> KeyService:
         """The configured store (SQLite in `settings.data_dir`) and the in-process limiter."""
         return cls(SqliteStore(settings.db_path()), LocalLimiter(clock, wall), catalog,
-                   settings, wall=wall)
+                   settings, wall=wall, log_content=log_content)
 
     # -- lifecycle (the app's lifespan) ---------------------------------------------------
 

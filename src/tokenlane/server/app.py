@@ -25,6 +25,7 @@ from ..routing.build import build_engine, build_prober
 from ..routing.passthrough import Passthrough
 from ..stats.observation import Observation
 from ..types import Catalog, ModelRoute
+from .access_log import AccessLogMiddleware
 from .admin import admin_router
 from .auth import Authenticator
 from .chat import CHAT_PATH, ChatCompletions
@@ -58,7 +59,8 @@ def create_app(
     deployment_ids = [d.id for m in catalog.models.values() for d in m.deployments]
     metrics = Metrics(lambda: engine.stats.snapshot(deployment_ids))
     clock = clock or MonotonicClock()
-    keys = KeyService.open(settings.keys, catalog, clock) if settings.keys.enabled else None
+    keys = (KeyService.open(settings.keys, catalog, clock, log_content=settings.logging.content)
+            if settings.keys.enabled else None)
     traffic = TrafficWindow(deployment_ids)  # the dashboard's last 15 minutes
     observers = [metrics.observe, traffic.observe, *([keys.gate.observe] if keys else [])]
     engine = build_engine(settings, catalog, clock=clock, rng=rng,
@@ -118,10 +120,13 @@ def create_app(
     own_port = keys is not None and settings.keys.admin_port is not None
     if keys is not None and not own_port:
         app.include_router(admin_router)
-    app.state.admin_app = _admin_app(app) if own_port else None  # `tokenlane serve` runs it
+    access = settings.logging.access
+    app.state.admin_app = _admin_app(app, clock, access) if own_port else None  # for serve
     app.add_exception_handler(TokenlaneError, _tokenlane_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(RequestContextMiddleware)
+    if access:  # around everything, the bare-ASGI paths too
+        app.entry = AccessLogMiddleware(app.dispatch, clock)
     return app
 
 
@@ -135,8 +140,12 @@ class Gateway(FastAPI):
         super().__init__(**kwargs)
         self.chat = RequestContextMiddleware(chat)
         self.surfaces = {path: RequestContextMiddleware(s) for path, s in (surfaces or {}).items()}
+        self.entry: Any = self.dispatch  # what a request meets first (the access log, if on)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.entry(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == CHAT_PATH:
             await self.chat(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] in self.surfaces:
@@ -166,7 +175,7 @@ def _model_card(name: str, route: ModelRoute) -> dict[str, Any]:
             "surfaces": [s for e, surfaces in _SURFACES.items() if e in served for s in surfaces]}
 
 
-def _admin_app(gateway: FastAPI) -> FastAPI:
+def _admin_app(gateway: FastAPI, clock: Clock, access: bool) -> FastAPI:
     """`/admin/` alone, for its own port (`keys.admin_port`): the gateway's state (keys, auth)
     and error shapes."""
     admin = FastAPI(title="tokenlane admin", docs_url=None, redoc_url=None, openapi_url=None)
@@ -175,6 +184,8 @@ def _admin_app(gateway: FastAPI) -> FastAPI:
     admin.add_exception_handler(TokenlaneError, _tokenlane_error)
     admin.add_exception_handler(HTTPException, _http_error)
     admin.add_middleware(RequestContextMiddleware)
+    if access:
+        admin.add_middleware(AccessLogMiddleware, clock=clock)  # outermost: added last
     return admin
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ..config import AuthSettings
 from ..errors import AuthenticationFailed
 from ..keys.errors import PermissionDenied
+from .access_log import MASTER, note_key
 
 if TYPE_CHECKING:
     from ..keys import KeyService, VirtualKey
@@ -54,11 +55,13 @@ class Authenticator:
             for key in self._keys:
                 ok |= hmac.compare_digest(candidate, key)
         if ok:
+            note_key(MASTER)  # for the access log: who, never the secret
             return None
         if self._virtual is not None:
             for candidate in presented:
                 key = self._virtual.authenticate(candidate.decode("latin-1"))
                 if key is not None:
+                    note_key(key.id)
                     return key
         raise AuthenticationFailed("Incorrect API key provided.")
 

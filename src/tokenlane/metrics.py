@@ -53,6 +53,10 @@ class Metrics:
                                   buckets=_OVERHEAD_BUCKETS, registry=r)
         self.hedges = Counter("tokenlane_hedges", "Hedged attempts started / won by the hedge",
                               ["event"], registry=r)
+        self.refusals = Counter(
+            "tokenlane_upstream_refusals",
+            "Upstream answers saying this provider cannot serve the request (a retired model, "
+            "an unsupported parameter); the request moved on", ["deployment", "kind"], registry=r)
         r.register(_EstimateCollector(snapshot))
         # Client-facing: one sample per client request, as the client saw it (server.served).
         self.client_requests = Counter(
@@ -76,6 +80,9 @@ class Metrics:
 
     def on_hedge(self, event: str) -> None:
         self.hedges.labels(event).inc()
+
+    def on_refusal(self, deployment: str, kind: str) -> None:
+        self.refusals.labels(deployment, kind).inc()
 
     def watch_circuits(self, board: CircuitBoard, deployments: list[str]) -> None:
         self.registry.register(_CircuitCollector(board, deployments))

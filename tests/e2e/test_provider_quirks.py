@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -122,6 +123,10 @@ def test_a_retired_model_fails_over_and_stays_last() -> None:
         assert raw.headers["x-tokenlane-deployment"] == "plain/plain-m"
         assert route(raw)["demoted"].startswith("groq/groq-m model unavailable upstream (404)")
         assert s.sim.counters("groq").requests == 1
+        metrics = httpx.get(f"{s.url}/metrics",
+                            headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+        assert ('tokenlane_upstream_refusals_total{deployment="groq/groq-m",'
+                'kind="model_unavailable"} 1.0') in metrics
 
 
 def test_headroom_routes_away_before_a_429_and_back_after_the_reset() -> None:

@@ -37,6 +37,7 @@ def build_engine(
     on_observation: Callable[[Observation], None] | None = None,
     on_overhead: Callable[[float], None] | None = None,
     on_hedge: Callable[[str], None] | None = None,
+    on_refusal: Callable[[str, str], None] | None = None,
 ) -> Engine:
     """Build the routing engine for `catalog` (from `settings.resolve(env)`) as configured by
     `settings.routing`.
@@ -44,7 +45,8 @@ def build_engine(
     `clock` and `rng` default to real time and a fresh `random.Random()`; tests inject both.
     The callbacks run on the engine's event loop for every finished attempt (`on_observation`),
     every request's routing overhead in seconds (`on_overhead`) and every hedge event
-    (`on_hedge`: "started" or "won"); keep them quick and non-blocking.
+    (`on_hedge`: "started" or "won") and every provider refusal (`on_refusal(deployment,
+    kind)`: a retired model, an unsupported parameter); keep them quick and non-blocking.
     """
     clock = clock or MonotonicClock()
     r = settings.routing
@@ -68,6 +70,7 @@ def build_engine(
         on_observation=on_observation,
         on_overhead=on_overhead,
         on_hedge=on_hedge,
+        on_refusal=on_refusal,
     )
 
 

@@ -96,6 +96,7 @@ class Engine:
         on_observation: Callable[[Observation], None] | None = None,
         on_overhead: Callable[[float], None] | None = None,
         on_hedge: Callable[[str], None] | None = None,
+        on_refusal: Callable[[str, str], None] | None = None,
     ) -> None:
         self.catalog = catalog
         self.clock = clock or MonotonicClock()
@@ -116,6 +117,7 @@ class Engine:
         self._on_observation = on_observation
         self._on_overhead = on_overhead
         self._on_hedge = on_hedge or (lambda event: None)
+        self._on_refusal = on_refusal or (lambda deployment, kind: None)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -513,6 +515,8 @@ class Engine:
                 self.headroom.exhausted(deployment, exc.retry_after)
             return None
         refusal = classify_refusal(exc.status or 0, exc.body)
+        if refusal is not None:
+            self._on_refusal(deployment, refusal)
         if refusal == "model_unavailable":
             self.headroom.unavailable(deployment, f"model unavailable upstream ({exc.status})",
                                       _UNAVAILABLE_RECHECK_S)

@@ -66,7 +66,7 @@ def create_app(
     engine = build_engine(settings, catalog, clock=clock, rng=rng,
                           on_observation=_each(*observers),
                           on_overhead=metrics.overhead.observe,
-                          on_hedge=metrics.on_hedge)
+                          on_hedge=metrics.on_hedge, on_refusal=metrics.on_refusal)
     metrics.watch_circuits(engine.circuits, deployment_ids)
     pool_waits = {name: waits for name, dialect in engine.dialects.items()
                   if (waits := pool_waits_of(dialect)) is not None}

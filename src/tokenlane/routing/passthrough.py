@@ -116,11 +116,7 @@ class _Meter(AttemptMeter):
                 self.finish_reason = choice["finish_reason"]
         if not has_text(chunk):
             return False
-        now = self.clock.now()
-        if self.first_at is None:
-            self.first_at = now
-        self.last_at = now
-        self.chunks += 1
+        self.stamp_output()
         return True
 
     def answered(self, usage: Any) -> None:

@@ -99,12 +99,16 @@ class AttemptMeter:
             self.finish_reason = choices[0]["finish_reason"]
         if not has_token(chunk):
             return False
+        self.stamp_output()
+        return True
+
+    def stamp_output(self) -> None:
+        """One chunk carrying output arrived now (the first one is the first token)."""
         now = self.clock.now()
         if self.first_at is None:
             self.first_at = now
         self.last_at = now
         self.chunks += 1
-        return True
 
     def overdue(self) -> bool:
         """No first token, and past the time one was due."""

@@ -54,6 +54,7 @@ __all__ = [
     "RoutingSettings",
     "ServerSettings",
     "Settings",
+    "StateSettings",
     "load_settings",
     "parse_settings",
 ]
@@ -338,6 +339,59 @@ class LoggingSettings(_Strict):
     content: bool = False
 
 
+def _redis_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{url!r} is not a redis://, rediss:// or unix:// URL")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"{url!r} names no host")
+    if parts.password:
+        # Secrets never live in config files: the URL names where, password_env holds the key.
+        raise ValueError("the URL carries a password: put it in an environment variable and "
+                         "name that with state.password_env")
+    return url
+
+
+class StateSettings(_Strict):
+    """Where shared, mutable state lives (tokenlane.state): `local` (in-process, the default)
+    or `redis`, where replicas share estimates, circuits and probe leases (and, through
+    tokenlane.keys, rate limits and budgets). Redis down or slow never fails a request: the
+    replica carries on locally and resyncs when Redis answers again."""
+
+    backend: Literal["local", "redis"] = "local"
+    url: Annotated[str, AfterValidator(_redis_url)] | None = None
+    password_env: str | None = None  # env var holding the Redis password (AUTH / ACL)
+    # Every Redis call is bounded by this (connect and reply): past it the replica goes local.
+    timeout_s: float = Field(0.25, gt=0, le=10)
+    # Keys and channels start with this, so several fleets can share one Redis.
+    prefix: str = Field("tokenlane", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Each replica publishes its estimates and merges the others' this often.
+    sync_interval_s: float = Field(1.0, gt=0, le=60)
+    # A replica that published nothing for this long drops out of the fleet's view.
+    peer_stale_s: float = Field(5.0, gt=0)
+    # While Redis is unreachable, it is tried again this often (one line logged per outage).
+    retry_s: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StateSettings:
+        if self.backend == "redis" and self.url is None:
+            raise ValueError("backend redis needs url (e.g. url: redis://127.0.0.1:6379/0)")
+        if self.peer_stale_s <= self.sync_interval_s:
+            raise ValueError("peer_stale_s must be longer than sync_interval_s, or every "
+                             "replica would age out between two of its own publications")
+        return self
+
+    def password(self, env: Mapping[str, str], *, source: str = "<config>") -> str | None:
+        """The Redis password from `password_env`; ConfigError when that variable is unset."""
+        if self.password_env is None:
+            return None
+        value = env.get(self.password_env)
+        if not value:
+            raise ConfigError(f"{source}: state.password_env: environment variable "
+                              f"{self.password_env} is not set")
+        return value
+
+
 def _sim_section(value: Any) -> Any:
     # The simulator's own types validate it (errors keep their `sim.` paths), imported only
     # when a config has the section: a gateway without one never loads the simulator.
@@ -363,6 +417,7 @@ class Settings(_Strict):
     routing: RoutingSettings = RoutingSettings()
     keys: KeysSettings = KeysSettings()
     logging: LoggingSettings = LoggingSettings()
+    state: StateSettings = StateSettings()
     # Simulated providers `tokenlane serve` starts beside the gateway (demo, tests, benchmarks).
     sim: SimSection = None
 

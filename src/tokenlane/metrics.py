@@ -10,11 +10,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from .providers.pool_waits import PoolWaits
 from .routing.circuit import CircuitBoard
+from .state.health import BackendHealth
 from .stats.observation import Observation
 from .stats.snapshot import Snapshot
 
@@ -91,6 +97,10 @@ class Metrics:
         """Each provider's waits for a pooled connection (read at scrape time)."""
         self.registry.register(_PoolWaitCollector(waits))
 
+    def watch_state_backend(self, backend: str, health: BackendHealth) -> None:
+        """The shared state backend's reachability and failed calls (read at scrape time)."""
+        self.registry.register(_StateBackendCollector(backend, health))
+
     def observe(self, obs: Observation) -> None:
         d = obs.deployment
         self.requests.labels(obs.model, d, obs.outcome).inc()
@@ -159,6 +169,27 @@ class _CircuitCollector(Collector):
         for d in self._deployments:
             gauge.add_metric([d], self._STATES[self._board.state(d)])
         yield gauge
+
+
+class _StateBackendCollector(Collector):
+    def __init__(self, backend: str, health: BackendHealth) -> None:
+        self._backend = backend
+        self._health = health
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("tokenlane_state_backend_up",
+                               "1 while the shared state backend answers; 0: running local",
+                               labels=["backend"])
+        up.add_metric([self._backend], 1 if self._health.up else 0)
+        errors = CounterMetricFamily("tokenlane_state_backend_errors",
+                                     "Calls to the shared state backend that failed or timed out",
+                                     labels=["backend"])
+        errors.add_metric([self._backend], self._health.errors)
+        yield up
+        yield errors
 
 
 class _PoolWaitCollector(Collector):

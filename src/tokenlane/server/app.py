@@ -23,6 +23,7 @@ from ..metrics import Metrics
 from ..providers.pool_waits import pool_waits_of
 from ..routing.build import build_engine, build_prober
 from ..routing.passthrough import Passthrough
+from ..state.redis_conn import RedisConnection
 from ..stats.observation import Observation
 from ..types import Catalog, ModelRoute
 from .access_log import AccessLogMiddleware
@@ -72,9 +73,17 @@ def create_app(
                   if (waits := pool_waits_of(dialect)) is not None}
     metrics.watch_pool_waits(pool_waits)
     prober = build_prober(settings, engine)
+    redis = (RedisConnection(settings.state, clock, env, source=source)
+             if settings.state.backend == "redis" else None)
+    if redis is not None:
+        metrics.watch_state_backend("redis", redis.health)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Redis first: whatever shares state through it finds it reachable (or not) at once.
+        watching = asyncio.create_task(redis.run()) if redis is not None else None
+        if redis is not None:
+            await redis.ping()
         probing = asyncio.create_task(prober.run()) if prober.settings.enabled else None
         if keys is not None:
             keys.start()
@@ -86,6 +95,9 @@ def create_app(
             await engine.aclose()
             if keys is not None:
                 await keys.stop()  # the ledger's last rows
+            if watching is not None and redis is not None:
+                watching.cancel()
+                await redis.aclose()
 
     auth = Authenticator(settings.server.auth, env, source=source, keys=keys)
     dashboard = Dashboard(engine, traffic, auth_enabled=settings.server.auth.enabled,
@@ -109,6 +121,7 @@ def create_app(
     app.state.engine = engine
     app.state.metrics = metrics
     app.state.prober = prober
+    app.state.redis = redis  # the shared state backend's connection (None: local)
     app.state.auth = auth
     app.state.keys = keys
     app.state.dashboard = dashboard

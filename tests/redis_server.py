@@ -18,7 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -38,9 +38,10 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process on 127.0.0.1:`port` (restartable on the same port)."""
 
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    def __init__(self, binary: str, port: int | None = None, args: Sequence[str] = ()) -> None:
         self.binary = binary
         self.port = port or _free_port()
+        self.args = tuple(args)  # more redis-server options (later ones win)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,7 +52,7 @@ class RedisServer:
         assert self.process is None, "already running"
         process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--loglevel", "notice"],
+             "--appendonly", "no", "--daemonize", "no", "--loglevel", "notice", *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.process = process
         try:

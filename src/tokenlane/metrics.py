@@ -25,6 +25,7 @@ from .stats.observation import Observation
 from .stats.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from .keys.redis_limiter import LimitsHealth
     from .server.served import ServedRequest
 
 __all__ = ["Metrics"]
@@ -100,6 +101,10 @@ class Metrics:
     def watch_state_backend(self, backend: str, health: BackendHealth) -> None:
         """The shared state backend's reachability and failed calls (read at scrape time)."""
         self.registry.register(_StateBackendCollector(backend, health))
+
+    def watch_shared_limits(self, health: LimitsHealth) -> None:
+        """Rate limits and budgets counted locally while Redis was out, and reconciled."""
+        self.registry.register(_SharedLimitsCollector(health))
 
     def observe(self, obs: Observation) -> None:
         d = obs.deployment
@@ -190,6 +195,24 @@ class _StateBackendCollector(Collector):
         errors.add_metric([self._backend], self._health.errors)
         yield up
         yield errors
+
+
+class _SharedLimitsCollector(Collector):
+    def __init__(self, health: LimitsHealth) -> None:
+        self._health = health
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "tokenlane_limits_local_admissions",
+            "Requests admitted on this replica's own counts of a key's limits: Redis was out "
+            "of reach", value=self._health.local_admissions)
+        yield CounterMetricFamily(
+            "tokenlane_limits_reconciled_usd",
+            "USD spent on local counts, since added to the fleet's budgets in Redis",
+            value=self._health.reconciled_usd)
 
 
 class _PoolWaitCollector(Collector):

@@ -1,6 +1,6 @@
 """Admission before anything goes upstream, settlement after: one `Gate` for every surface.
 
-    ticket = gate.admit(key, chat, request_id, "chat.completions")  # 404 / 429, or admitted
+    ticket = await gate.admit(key, chat, request_id, "chat.completions")  # 404 / 429, or in
     try: ... engine.open(chat) / engine.complete(chat) ...
     finally: ticket.settle(served, error)
 
@@ -93,8 +93,8 @@ NO_TICKET = _NoTicket()
 class OpenGate:
     """The gate when keys are off: every request admitted as it is, nothing recorded."""
 
-    def admit(self, key: VirtualKey | None, chat: ChatRequest, request_id: str, surface: str
-              ) -> Ticket | _NoTicket:
+    async def admit(self, key: VirtualKey | None, chat: ChatRequest, request_id: str,
+                    surface: str) -> Ticket | _NoTicket:
         return NO_TICKET
 
 
@@ -121,8 +121,8 @@ class Gate:
         if ticket is not None:
             ticket.observations.append(observation)
 
-    def admit(self, key: VirtualKey | None, chat: ChatRequest, request_id: str, surface: str
-              ) -> Ticket:
+    async def admit(self, key: VirtualKey | None, chat: ChatRequest, request_id: str,
+                    surface: str) -> Ticket:
         """Raise ModelNotFound (a model or deployment the key may not use), BudgetExceeded or
         RateLimitExceeded; otherwise the request's options are the key's and it is admitted.
         Master-key requests (`key` None) are admitted as they are, and ledgered."""
@@ -135,7 +135,7 @@ class Gate:
         chat.options = _key_options(key, chat.options, route, allowed)
         output = (chat.max_output_tokens or self._reserve_output) * _choices(chat)
         cost = max(d.price.cost(chat.prompt_tokens, output) for d in allowed)
-        admission = self._limiter.admit(key, cost, chat.prompt_tokens + output)
+        admission = await self._limiter.admit(key, cost, chat.prompt_tokens + output)
         return Ticket(self, key, chat, request_id, surface, admission)
 
     def settle(self, ticket: Ticket, served: Served, error: BaseException | None) -> None:

@@ -20,6 +20,13 @@ class TokenBucket:
         self._level = self.capacity
         self._at = now
 
+    @classmethod
+    def at_level(cls, per_minute: int, level: float, now: float) -> TokenBucket:
+        """A bucket as another holder of it (Redis) reported it: `level` at `now`."""
+        bucket = cls(per_minute, now)
+        bucket._level = level
+        return bucket
+
     def level(self, now: float) -> float:
         if now > self._at:
             self._level = min(self.capacity, self._level + (now - self._at) * self.rate)

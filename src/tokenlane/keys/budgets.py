@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .records import PERIODS, Period
 
-__all__ = ["BudgetBook", "Overrun", "period_end", "period_start"]
+__all__ = ["BudgetBook", "Overrun", "PeriodStarts", "period_end", "period_start"]
 
 
 def period_start(period: Period, wall: float) -> float:
@@ -36,6 +36,22 @@ def period_end(period: Period, wall: float) -> float | None:
         return period_start("day", wall) + 86400.0
     year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
     return float(calendar.timegm((year, month, 1, 0, 0, 0)))
+
+
+class PeriodStarts:
+    """The start of each period containing `wall`, worked out once a day rather than per
+    request."""
+
+    def __init__(self) -> None:
+        self._day = (-1.0, 0.0)  # (day start, day end)
+        self._starts: dict[Period, float] = {}
+
+    def __call__(self, wall: float) -> dict[Period, float]:
+        start, end = self._day
+        if not start <= wall < end:
+            self._starts = {p: period_start(p, wall) for p in PERIODS}
+            self._day = (self._starts["day"], self._starts["day"] + 86400.0)
+        return self._starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +76,7 @@ class BudgetBook:
 
     def __init__(self) -> None:
         self._keys: dict[str, _Spend] = {}
-        # Period starts of the current day, worked out once a day rather than per request.
-        self._day = (-1.0, 0.0)  # (day start, day end)
-        self._starts: dict[Period, float] = {}
+        self._period_starts = PeriodStarts()
 
     def load(self, key_id: str, spent: dict[Period, float], wall: float) -> None:
         """Start from what the ledger says was spent in each current period."""
@@ -106,10 +120,3 @@ class BudgetBook:
                 if starts[period] > book.starts[period]:
                     book.starts[period], book.spent[period] = starts[period], 0.0
         return book
-
-    def _period_starts(self, wall: float) -> dict[Period, float]:
-        start, end = self._day
-        if not start <= wall < end:
-            self._starts = {p: period_start(p, wall) for p in PERIODS}
-            self._day = (self._starts["day"], self._starts["day"] + 86400.0)
-        return self._starts

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..config import KeysSettings
@@ -27,6 +27,10 @@ from .records import PERIODS, KeySpec, VirtualKey
 from .secrets import hash_secret, key_id_of, new_key_id, new_secret, secret_matches, shown_prefix
 from .sqlite import SqliteStore
 from .store import KeyStore, LedgerRow, Limiter, SpendQuery
+
+if TYPE_CHECKING:
+    from ..state.redis_conn import RedisConnection
+    from .redis_limiter import LimitsHealth
 
 __all__ = ["KeyNotFound", "KeyService"]
 
@@ -57,13 +61,25 @@ class KeyService:
         for key_id in self._keys:
             limiter.load(key_id, {p: spent[p].get(key_id, 0.0) for p in PERIODS})
         self._flushing: asyncio.Task[None] | None = None
+        # The shared limiter's counters, for /metrics (None: limits in-process).
+        self.shared_limits: LimitsHealth | None = None
 
     @classmethod
     def open(cls, settings: KeysSettings, catalog: Catalog, clock: Clock, *,
-             wall: Callable[[], float] = time.time, log_content: bool = False) -> KeyService:
-        """The configured store (SQLite in `settings.data_dir`) and the in-process limiter."""
-        return cls(SqliteStore(settings.db_path()), LocalLimiter(clock, wall), catalog,
-                   settings, wall=wall, log_content=log_content)
+             wall: Callable[[], float] = time.time, log_content: bool = False,
+             redis: RedisConnection | None = None) -> KeyService:
+        """The configured store (SQLite in `settings.data_dir`); limits in-process, or shared
+        by every replica through `redis` (the `state:` backend)."""
+        if redis is None:
+            return cls(SqliteStore(settings.db_path()), LocalLimiter(clock, wall), catalog,
+                       settings, wall=wall, log_content=log_content)
+        from .redis_limiter import RedisLimiter  # redis-py: only with the redis backend
+
+        limiter = RedisLimiter(redis, clock=clock, wall=wall)
+        service = cls(SqliteStore(settings.db_path()), limiter, catalog, settings, wall=wall,
+                      log_content=log_content)
+        service.shared_limits = limiter.health
+        return service
 
     # -- lifecycle (the app's lifespan) ---------------------------------------------------
 
@@ -75,6 +91,7 @@ class KeyService:
         if self._flushing is not None:
             self._flushing.cancel()
             await asyncio.gather(self._flushing, return_exceptions=True)
+        await self._limiter.aclose()  # settlements still to send to a shared backend
         await self.ledger.flush()
         await self._offload(self._store.close)
         self._worker.shutdown(wait=True)
@@ -141,11 +158,10 @@ class KeyService:
         await self._put(key)
         return key, secret
 
-    def usage(self, key_id: str) -> dict[str, Any]:
+    async def usage(self, key_id: str) -> dict[str, Any]:
         """Spend per current period, what is reserved in flight, and what is left."""
         key = self.get(key_id)
-        spent = self._limiter.spent(key_id)
-        reserved = self._limiter.reserved(key_id)
+        spent, reserved = await self._limiter.usage(key_id)
         limits = key.spec.budget_usd.limits()
         return {"spent_usd": spent, "reserved_usd": reserved,
                 "remaining_usd": {p: max(0.0, limit - spent[p] - reserved)

@@ -93,6 +93,9 @@ class Admission:
     cost: float  # USD reserved
     tokens: int  # tokens taken from the tpm bucket
     headers: tuple[tuple[bytes, bytes], ...] = ()  # x-ratelimit-* for the response
+    # The shared backend's id of the reservation (settling it twice is then a no-op); None:
+    # taken from this process's own counts.
+    reservation: str | None = None
 
 
 class Limiter(Protocol):
@@ -100,17 +103,21 @@ class Limiter(Protocol):
         """Start a key's spend from what the ledger says was spent in its current periods."""
         ...
 
-    def admit(self, key: VirtualKey, cost: float, tokens: int) -> Admission:
+    async def admit(self, key: VirtualKey, cost: float, tokens: int) -> Admission:
         """Take one request, `tokens` and a `cost` reservation from the key's limits, or raise
-        BudgetExceeded / RateLimitExceeded and take nothing."""
+        BudgetExceeded / RateLimitExceeded and take nothing. (Awaitable so that a shared
+        backend can ask Redis; the in-process one never suspends.)"""
         ...
 
     def settle(self, admission: Admission, cost: float, tokens: int) -> None:
-        """Replace the reservation with what the request really cost and used."""
+        """Replace the reservation with what the request really cost and used. Never waits:
+        a shared backend sends it in the background."""
         ...
 
-    def spent(self, key_id: str) -> dict[Period, float]:
-        """USD spent per current period."""
+    async def usage(self, key_id: str) -> tuple[dict[Period, float], float]:
+        """(USD spent per current period, USD reserved by requests in flight)."""
         ...
 
-    def reserved(self, key_id: str) -> float: ...
+    async def aclose(self) -> None:
+        """Finish what is in flight (settlements not yet sent)."""
+        ...

@@ -65,9 +65,10 @@ def _spec(data: dict[str, Any]) -> KeySpec:
                              code="invalid_value") from None
 
 
-def _shown(keys: KeyService, key: VirtualKey, secret: str | None = None) -> dict[str, Any]:
+async def _shown(keys: KeyService, key: VirtualKey, secret: str | None = None
+                 ) -> dict[str, Any]:
     out = key.public()
-    out["usage"] = keys.usage(key.id)
+    out["usage"] = await keys.usage(key.id)
     if secret is not None:
         out["secret"] = secret  # shown once: only its hash is kept
     return out
@@ -77,19 +78,19 @@ def _shown(keys: KeyService, key: VirtualKey, secret: str | None = None) -> dict
 async def create_key(request: Request) -> Response:
     keys = _keys(request)
     key, secret = await keys.create(_spec(await _object(request)))
-    return _json(_shown(keys, key, secret), 201)
+    return _json(await _shown(keys, key, secret), 201)
 
 
 @admin_router.get("/keys")
 async def list_keys(request: Request) -> Response:
     keys = _keys(request)
-    return _json({"object": "list", "data": [_shown(keys, k) for k in keys.list()]})
+    return _json({"object": "list", "data": [await _shown(keys, k) for k in keys.list()]})
 
 
 @admin_router.get("/keys/{key_id}")
 async def show_key(request: Request, key_id: str) -> Response:
     keys = _keys(request)
-    return _json(_shown(keys, keys.get(key_id)))
+    return _json(await _shown(keys, keys.get(key_id)))
 
 
 @admin_router.patch("/keys/{key_id}")
@@ -97,20 +98,20 @@ async def update_key(request: Request, key_id: str) -> Response:
     keys = _keys(request)
     changes = await _object(request)
     _spec(changes)  # the same 400s as create, naming the field
-    return _json(_shown(keys, await keys.update(key_id, changes)))
+    return _json(await _shown(keys, await keys.update(key_id, changes)))
 
 
 @admin_router.post("/keys/{key_id}/revoke")
 async def revoke_key(request: Request, key_id: str) -> Response:
     keys = _keys(request)
-    return _json(_shown(keys, await keys.revoke(key_id)))
+    return _json(await _shown(keys, await keys.revoke(key_id)))
 
 
 @admin_router.post("/keys/{key_id}/rotate")
 async def rotate_key(request: Request, key_id: str) -> Response:
     keys = _keys(request)
     key, secret = await keys.rotate(key_id)
-    return _json(_shown(keys, key, secret))
+    return _json(await _shown(keys, key, secret))
 
 
 @admin_router.get("/spend")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,16 +53,25 @@ def create_app(
     catalog: Catalog | None = None,
     rng: random.Random | None = None,
     source: str = "<config>",
+    wall: Callable[[], float] | None = None,
 ) -> FastAPI:
-    """Build the gateway. Raises ConfigError when settings and environment do not fit."""
+    """Build the gateway. Raises ConfigError when settings and environment do not fit.
+    `wall`: calendar time (Unix seconds) for budgets and shared rate limits; tests drive it."""
     env = os.environ if env is None else env
     catalog = catalog or settings.resolve(env, source=source)
     settings.check_not_serving_itself(catalog, source=source)
     deployment_ids = [d.id for m in catalog.models.values() for d in m.deployments]
     metrics = Metrics(lambda: engine.stats.snapshot(deployment_ids))
     clock = clock or MonotonicClock()
-    keys = (KeyService.open(settings.keys, catalog, clock, log_content=settings.logging.content)
+    redis = (RedisConnection(settings.state, clock, env, source=source)
+             if settings.state.backend == "redis" else None)
+    if redis is not None:
+        metrics.watch_state_backend("redis", redis.health)
+    keys = (KeyService.open(settings.keys, catalog, clock, log_content=settings.logging.content,
+                            redis=redis, wall=wall or time.time)
             if settings.keys.enabled else None)
+    if keys is not None and keys.shared_limits is not None:
+        metrics.watch_shared_limits(keys.shared_limits)
     traffic = TrafficWindow(deployment_ids)  # the dashboard's last 15 minutes
     observers = [metrics.observe, traffic.observe, *([keys.gate.observe] if keys else [])]
     engine = build_engine(settings, catalog, clock=clock, rng=rng,
@@ -73,10 +83,6 @@ def create_app(
                   if (waits := pool_waits_of(dialect)) is not None}
     metrics.watch_pool_waits(pool_waits)
     prober = build_prober(settings, engine)
-    redis = (RedisConnection(settings.state, clock, env, source=source)
-             if settings.state.backend == "redis" else None)
-    if redis is not None:
-        metrics.watch_state_backend("redis", redis.health)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -83,7 +83,7 @@ class ChatCompletions:
             chat = parse_chat_request(raw, _text(headers.get(b"x-tokenlane-provider")))
             chat.received_at = received_at
             # A key over its limits is refused here, before anything goes upstream.
-            ticket = self.gate.admit(key, chat, request_id_of(scope), CHAT_PATH)
+            ticket = await self.gate.admit(key, chat, request_id_of(scope), CHAT_PATH)
             served = None
             # From here on, a disconnect cancels the work (and with it the upstream request).
             watcher = asyncio.ensure_future(_disconnected(receive, stop))

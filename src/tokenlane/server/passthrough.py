@@ -76,7 +76,7 @@ class PassthroughEndpoint:
             request = passthrough_request(self.endpoint, _json_object(raw),
                                           _text(headers.get(b"x-tokenlane-provider")))
             request.received_at = received_at
-            ticket = self.gate.admit(key, request, request_id_of(scope), self.path)
+            ticket = await self.gate.admit(key, request, request_id_of(scope), self.path)
             served = None
             watcher = asyncio.ensure_future(_disconnected(receive, stop))
             try:

@@ -1,7 +1,7 @@
 """Every client request as the client saw it, once it ends: for client-facing metrics and the
 dashboard's list of routing decisions.
 
-The handlers already bracket each request with the admission gate (`ticket = gate.admit(...)`,
+The handlers already bracket each request with the admission gate (`await gate.admit(...)`,
 then `ticket.settle(served, error)` however it ended; tokenlane.keys.admission), so
 `RequestTap` wraps that gate rather than adding a second hook to every surface: the same
 handlers, the same moments, one record per request handed to each listener.
@@ -58,10 +58,10 @@ class RequestTap:
         self._models = frozenset(models)
         self._listeners = tuple(listeners)
 
-    def admit(self, key: VirtualKey | None, chat: ChatRequest, request_id: str, surface: str
-              ) -> _TappedTicket:
+    async def admit(self, key: VirtualKey | None, chat: ChatRequest, request_id: str,
+                    surface: str) -> _TappedTicket:
         try:
-            ticket = self._gate.admit(key, chat, request_id, surface)
+            ticket = await self._gate.admit(key, chat, request_id, surface)
         except TokenlaneError as exc:  # refused by the key's limits: the client saw it too
             self._emit(key, chat, surface, None, exc)
             raise

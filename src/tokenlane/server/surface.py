@@ -113,7 +113,7 @@ class SurfaceEndpoint:
                 return
             chat, presenter = prepared
             chat.received_at = received_at
-            ticket = self.gate.admit(key, chat, request_id_of(scope), self.surface.path)
+            ticket = await self.gate.admit(key, chat, request_id_of(scope), self.surface.path)
             served = None
             watcher = asyncio.ensure_future(_disconnected(receive, stop))
             try:

@@ -237,3 +237,16 @@ async def _view(limiter: RedisLimiter, key: VirtualKey, tries: int = 2):
         if limiter._redis.up:
             return usage
     raise AssertionError("Redis did not answer")
+
+
+async def test_more_concurrent_admissions_than_pooled_connections_all_go_to_redis(
+        redis_server) -> None:
+    """A burst wider than the connection pool waits for a connection; it does not take the
+    backend down (redis-py's default pool refuses the 101st at once)."""
+    clock = ManualClock(START)
+    a = await _replica(redis_server, clock)
+    key = _key(rpm=250)
+    results = await asyncio.gather(*(_try(a, key) for _ in range(300)))
+    admitted = [r for r in results if not isinstance(r, Exception)]
+    assert a._redis.up and a.health.local_admissions == 0
+    assert len(admitted) == 250 and all(x.reservation for x in admitted)

@@ -32,6 +32,10 @@ log = logging.getLogger("tokenlane.state")
 
 T = TypeVar("T")
 
+# Connections per gateway process: Redis answers a script in well under a millisecond, so
+# this many in flight carry thousands of calls a second without one waiting long.
+_POOL_SIZE = 64
+
 
 def _redis_module() -> Any:
     try:
@@ -67,10 +71,15 @@ class RedisConnection:
         self.shown_url = _shown(settings.url)
         # No retries inside redis-py (its default retries three times): a retry is one more
         # timeout paid by whoever is waiting. Going local is the retry.
-        self.client: Redis = redis.asyncio.Redis.from_url(
+        # A blocking pool: a burst of more concurrent calls than connections (every keyed
+        # request admits through Redis) waits its turn within timeout_s; redis-py's default
+        # pool would refuse call 101 at once, and that would take the backend down.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             settings.url, password=settings.password(env, source=source),
+            max_connections=_POOL_SIZE, timeout=settings.timeout_s,
             socket_timeout=settings.timeout_s, socket_connect_timeout=settings.timeout_s,
             retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+        self.client: Redis = redis.asyncio.Redis.from_pool(pool)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError,
                                                          asyncio.TimeoutError)
 

@@ -93,6 +93,7 @@ def stack(
     *,
     clock: Clock | None = None,
     seed: int = 7,
+    tracer_provider: Any = None,
     **config: Any,
 ) -> Iterator[Stack]:
     specs = [s.model_copy(update={"api_key": SIM_KEY}) for s in specs]
@@ -101,6 +102,7 @@ def stack(
         sim_url = stack_.enter_context(serve(sim.app))
         settings = parse_settings(gateway_config(sim_url, models, **config))
         env = {"TL_TEST_KEYS": MASTER_KEY, "SIM_KEY": SIM_KEY}
-        app = create_app(settings, env=env, clock=clock, rng=random.Random(seed))
+        app = create_app(settings, env=env, clock=clock, rng=random.Random(seed),
+                         tracer_provider=tracer_provider)
         url = stack_.enter_context(serve(app))
         yield Stack(sim, sim_url, url, app, settings)

@@ -55,6 +55,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StateSettings",
+    "TelemetrySettings",
     "load_settings",
     "parse_settings",
 ]
@@ -392,6 +393,23 @@ class StateSettings(_Strict):
         return value
 
 
+class TelemetrySettings(_Strict):
+    """OpenTelemetry tracing (the `tokenlane[otel]` extra): a span per client request and one
+    per upstream attempt, W3C trace context continued from the client and sent upstream.
+    Off by default; the SDK's OTEL_* environment variables apply (sampler, resource, OTLP
+    endpoint and headers, OTEL_SDK_DISABLED)."""
+
+    otel: bool = False
+    # null: $OTEL_SERVICE_NAME, else "tokenlane".
+    service_name: str | None = None
+    # otlp: OTLP over HTTP (protobuf), batched; console: each span printed to stdout as it
+    # ends; none: spans made and propagated upstream, exported nowhere.
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    # The OTLP traces URL (e.g. http://collector:4318/v1/traces); null:
+    # $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318.
+    endpoint: str | None = None
+
+
 def _sim_section(value: Any) -> Any:
     # The simulator's own types validate it (errors keep their `sim.` paths), imported only
     # when a config has the section: a gateway without one never loads the simulator.
@@ -418,6 +436,7 @@ class Settings(_Strict):
     keys: KeysSettings = KeysSettings()
     logging: LoggingSettings = LoggingSettings()
     state: StateSettings = StateSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     # Simulated providers `tokenlane serve` starts beside the gateway (demo, tests, benchmarks).
     sim: SimSection = None
 

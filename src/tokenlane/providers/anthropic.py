@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ from .base import UpstreamBadResponse, UpstreamConnectError, UpstreamTimeout
 from .openai import _http_error, _is_timeout, _safe
 from .pool_waits import pool_waits_of
 from .sse import SSEDecoder
-from .transport import build_transport, timeouts, upstream_headers, upstream_url
+from .transport import build_transport, timeouts, upstream_headers, upstream_url, with_headers
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicDialect"]
 
@@ -47,11 +47,12 @@ class AnthropicDialect:
         self._timeouts = timeouts(provider.connect_timeout_s)
 
     async def open_stream(
-        self, body: dict[str, Any], connect_timeout: float | None = None
+        self, body: dict[str, Any], connect_timeout: float | None = None,
+        headers: Sequence[tuple[str, str]] | None = None,
     ) -> AnthropicStream:
         request = httpx.Request(
             "POST", self._url, content=orjson.dumps(messages_body_from_chat(body)),
-            headers=self._headers,
+            headers=with_headers(self._headers, headers),
             extensions={
                 "timeout": self._timeouts if connect_timeout is None else timeouts(connect_timeout)
             },

@@ -7,7 +7,7 @@ upstream failure is raised as an `UpstreamError` subclass whose `outcome` names 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 __all__ = [
@@ -77,11 +77,13 @@ class Dialect(Protocol):
     """Talks to one provider. Built once per provider; holds its pooled HTTP transport."""
 
     async def open_stream(
-        self, body: dict[str, Any], connect_timeout: float | None = None
+        self, body: dict[str, Any], connect_timeout: float | None = None,
+        headers: Sequence[tuple[str, str]] | None = None,
     ) -> UpstreamStream:
         """Send a streaming request; return once response headers arrived with a 2xx.
 
-        `connect_timeout` overrides the provider's for this request."""
+        `connect_timeout` overrides the provider's for this request; `headers` are added to
+        the provider's for this request alone (trace context)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from .base import (
 from .pool_waits import pool_waits_of
 from .redact import redact
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
-from .transport import build_transport, timeouts, upstream_headers, upstream_url
+from .transport import build_transport, timeouts, upstream_headers, upstream_url, with_headers
 
 __all__ = ["OpenAIDialect", "parse_retry_after"]
 
@@ -46,13 +46,14 @@ class OpenAIDialect:
         self._prepared: dict[tuple[str, bool], tuple[httpx.URL, httpx.Headers]] = {}
 
     async def open_stream(
-        self, body: dict[str, Any], connect_timeout: float | None = None
+        self, body: dict[str, Any], connect_timeout: float | None = None,
+        headers: Sequence[tuple[str, str]] | None = None,
     ) -> OpenAIStream:
         request = httpx.Request(
             "POST",
             self._url,
             content=orjson.dumps(body),
-            headers=self._headers,
+            headers=with_headers(self._headers, headers),
             extensions={
                 "timeout": self._timeouts if connect_timeout is None else timeouts(connect_timeout)
             },
@@ -61,7 +62,8 @@ class OpenAIDialect:
         return OpenAIStream(response, self.provider.max_event_bytes)
 
     async def post(self, path: str, body: dict[str, Any], *, stream: bool = False,
-                   connect_timeout: float | None = None) -> httpx.Response:
+                   connect_timeout: float | None = None,
+                   headers: Sequence[tuple[str, str]] | None = None) -> httpx.Response:
         """POST `body` as it is to `path` under the provider (`embeddings`, `completions`:
         the pass-through endpoints, see routing/passthrough) over the same pool; the 2xx
         response comes back unread, failures raise as for `open_stream`."""
@@ -71,8 +73,9 @@ class OpenAIDialect:
             accept = "text/event-stream" if stream else "application/json"
             prepared = self._prepared[(path, stream)] = (
                 url, upstream_headers(self.provider, url, accept=accept))
-        url, headers = prepared
-        request = httpx.Request("POST", url, content=orjson.dumps(body), headers=headers,
+        url, prepared_headers = prepared
+        request = httpx.Request("POST", url, content=orjson.dumps(body),
+                                headers=with_headers(prepared_headers, headers),
                                 extensions={"timeout": self._timeouts if connect_timeout is None
                                             else timeouts(connect_timeout)})
         return await _send(self._transport, request, self.provider.api_key)

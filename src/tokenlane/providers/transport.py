@@ -13,7 +13,7 @@ have prepared per request (URL, headers, timeouts) is prepared once per provider
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +26,7 @@ from ..types import Provider
 from .pool_waits import PoolWaits
 
 __all__ = ["TRANSPORTS", "MeasuredAiohttpTransport", "build_transport", "timeouts",
-           "upstream_headers", "upstream_url"]
+           "upstream_headers", "upstream_url", "with_headers"]
 
 
 class MeasuredAiohttpTransport(AiohttpTransport):
@@ -102,6 +102,17 @@ def upstream_url(provider: Provider, path: str) -> httpx.URL:
     provider's fixed query parameters (Azure's api-version)."""
     url = httpx.URL(provider.base_url.rstrip("/") + "/" + path.lstrip("/"))
     return url.copy_merge_params(dict(provider.query)) if provider.query else url
+
+
+def with_headers(prepared: httpx.Headers, extra: Sequence[tuple[str, str]] | None
+                 ) -> httpx.Headers:
+    """`prepared` plus one request's own headers (trace context); `prepared` itself when
+    there are none, so an untraced request copies nothing."""
+    if not extra:
+        return prepared
+    headers = prepared.copy()
+    headers.update(extra)
+    return headers
 
 
 def upstream_headers(provider: Provider, url: httpx.URL, accept: str) -> httpx.Headers:

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..stats.observation import Observation
 from ..stats.store import StatsSettings, StatsStore
 from ..types import Catalog
+from .attempt_trace import AttemptTracer
 from .circuit import CircuitBoard, CircuitSettings
 from .engine import Engine
 from .health import HealthSettings
@@ -38,6 +39,7 @@ def build_engine(
     on_overhead: Callable[[float], None] | None = None,
     on_hedge: Callable[[str], None] | None = None,
     on_refusal: Callable[[str, str], None] | None = None,
+    tracer: AttemptTracer | None = None,
 ) -> Engine:
     """Build the routing engine for `catalog` (from `settings.resolve(env)`) as configured by
     `settings.routing`.
@@ -47,6 +49,7 @@ def build_engine(
     every request's routing overhead in seconds (`on_overhead`) and every hedge event
     (`on_hedge`: "started" or "won") and every provider refusal (`on_refusal(deployment,
     kind)`: a retired model, an unsupported parameter); keep them quick and non-blocking.
+    `tracer` is told of each attempt's start, first token and end (tokenlane.telemetry).
     """
     clock = clock or MonotonicClock()
     r = settings.routing
@@ -71,6 +74,7 @@ def build_engine(
         on_overhead=on_overhead,
         on_hedge=on_hedge,
         on_refusal=on_refusal,
+        tracer=tracer,
     )
 
 

@@ -46,6 +46,7 @@ from ..request import ChatRequest, chat_request_from_body
 from ..stats.observation import Observation
 from ..stats.store import StatsSettings, StatsStore
 from ..types import Catalog, Deployment, Failover, ModelRoute
+from .attempt_trace import AttemptTracer
 from .attempts import AttemptFailed, PlanWalk
 from .circuit import CircuitBoard
 from .decision import Decision
@@ -97,6 +98,7 @@ class Engine:
         on_overhead: Callable[[float], None] | None = None,
         on_hedge: Callable[[str], None] | None = None,
         on_refusal: Callable[[str, str], None] | None = None,
+        tracer: AttemptTracer | None = None,
     ) -> None:
         self.catalog = catalog
         self.clock = clock or MonotonicClock()
@@ -118,6 +120,7 @@ class Engine:
         self._on_overhead = on_overhead
         self._on_hedge = on_hedge or (lambda event: None)
         self._on_refusal = on_refusal or (lambda deployment, kind: None)
+        self.tracer = tracer  # None: tracing off (routing/attempt_trace.py)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -400,7 +403,7 @@ class Engine:
             if backup is not None:
                 self.hedges.try_spend()
                 self._on_hedge("started")
-                started.append(asyncio.create_task(self._try(run, backup)))
+                started.append(asyncio.create_task(self._try(run, backup, hedge=True)))
             pending = set(started)
             failure: BaseException | None = None
             while pending:
@@ -418,8 +421,8 @@ class Engine:
         finally:
             await _cancel_losers([t for t in started if t is not winner])
 
-    async def _try(self, run: _Run, candidate: Candidate, overdue_in: float | None = None
-                   ) -> ChatStream:
+    async def _try(self, run: _Run, candidate: Candidate, overdue_in: float | None = None,
+                   *, hedge: bool = False) -> ChatStream:
         """One attempt up to its first token. Raises AttemptFailed (retryable) or
         UpstreamRejected (the request's own fault). `overdue_in`: seconds after which, if
         cancelled without a first token, the attempt counts as timed out."""
@@ -431,6 +434,8 @@ class Engine:
         if overdue_in is not None:
             meter.overdue_at = meter.sent_at + overdue_in
         self.stats.track(deployment.id, meter)
+        trace = None if self.tracer is None else self.tracer.started(
+            meter, request, run.decision, hedge=hedge)
         loop = asyncio.get_running_loop()
         timeout = failover.ttft_timeout_s
         if timeout is None:
@@ -447,7 +452,7 @@ class Engine:
             try:
                 async with asyncio.timeout(ttft_budget):
                     upstream = await dialect.open_stream(
-                        upstream_body(request, deployment), failover.connect_timeout_s)
+                        upstream_body(request, deployment), failover.connect_timeout_s, trace)
                     self._heard(deployment.id, upstream)
                     batches = upstream.batches()
                     head: list[dict[str, Any]] = []
@@ -458,6 +463,8 @@ class Engine:
                         for i, chunk in enumerate(batch):
                             head.append(chunk)
                             if meter.see(chunk) or meter.finish_reason:
+                                if self.tracer is not None:
+                                    self.tracer.answered(meter, chunk)
                                 return ChatStream(
                                     request, deployment, upstream, batches, head, meter,
                                     self.finish_attempt, run.decision,
@@ -541,6 +548,8 @@ class Engine:
             self.stats.forget_failures(deployment)
         if self._on_observation is not None:
             self._on_observation(observation)
+        if self.tracer is not None:
+            self.tracer.ended(meter, observation)
         return observation
 
     def _all_failed(

@@ -52,6 +52,7 @@ from ..surfaces.passthrough import (
     text_chunk_ok,
 )
 from ..types import Deployment, Failover, ModelRoute
+from .attempt_trace import Headers
 from .attempts import AttemptFailed, PlanWalk
 from .decision import Decision
 from .engine import Engine
@@ -67,13 +68,16 @@ log = logging.getLogger("tokenlane.passthrough")
 T = TypeVar("T")
 _RETRYABLE_4XX = frozenset({408, 409, 429})
 _DONE = b"[DONE]"
+# An endpoint's GenAI operation name, for its attempts' spans (tokenlane.telemetry).
+_OPERATIONS = {"embeddings": "embeddings", "completions": "text_completion"}
 
 
 class JSONPoster(Protocol):
     """The optional dialect ability these endpoints need (the OpenAI dialect has it)."""
 
     async def post(self, path: str, body: dict[str, Any], *, stream: bool = False,
-                   connect_timeout: float | None = None) -> httpx.Response: ...
+                   connect_timeout: float | None = None,
+                   headers: Headers | None = None) -> httpx.Response: ...
 
 
 @dataclass(slots=True)
@@ -233,27 +237,30 @@ class Passthrough:
                                    tuple(run.attempts)) from exc
         raise engine._all_failed(run.request.model, run.attempts, walk)
 
-    def _meter(self, run: _Run, candidate: Candidate) -> tuple[_Meter, float]:
-        """A meter for one attempt, and its first-token (embeddings: answer) time budget."""
+    def _meter(self, run: _Run, candidate: Candidate) -> tuple[_Meter, float, Headers | None]:
+        """A meter for one attempt, its first-token (embeddings: answer) time budget, and the
+        headers its tracing adds (None: tracing off)."""
         engine, request, failover = self.engine, run.request, run.failover
         timeout = failover.ttft_timeout_s
         if timeout is None:
             timeout = ttft_timeout(candidate.estimate, request.prompt_tokens, engine.health,
                                    failover.max_ttft_timeout_s)
         left = run.deadline - asyncio.get_running_loop().time()
-        return _Meter(candidate.deployment, engine.clock, request.prompt_tokens,
-                      request.model), min(timeout, left)
+        meter = _Meter(candidate.deployment, engine.clock, request.prompt_tokens, request.model)
+        trace = None if engine.tracer is None else engine.tracer.started(
+            meter, request, run.decision, operation=_OPERATIONS[run.endpoint])
+        return meter, min(timeout, left), trace
 
     async def _post(self, run: _Run, candidate: Candidate) -> PassthroughAnswer:
         deployment = candidate.deployment
-        meter, budget = self._meter(run, candidate)
+        meter, budget, trace = self._meter(run, candidate)
         body = {**run.request.body, "model": deployment.upstream_model}
         try:
             try:
                 async with asyncio.timeout(budget):
                     response = await self._poster(deployment).post(
                         PASSTHROUGH_PATHS[run.endpoint], body,
-                        connect_timeout=run.failover.connect_timeout_s)
+                        connect_timeout=run.failover.connect_timeout_s, headers=trace)
                     self.engine._heard(deployment.id, response)  # headroom, as for chat
                     try:
                         raw = await response.aread()
@@ -271,13 +278,15 @@ class Passthrough:
             self.engine.finish_attempt(meter, "cancelled", None)
             raise
         meter.answered(answer.get("usage"))
+        if self.engine.tracer is not None:
+            self.engine.tracer.answered(meter, answer)
         observation = self.engine.finish_attempt(meter, "ok", response.status_code)
         answer["model"] = run.request.model
         return PassthroughAnswer(answer, deployment, run.decision, observation)
 
     async def _open_text(self, run: _Run, candidate: Candidate) -> TextStream:
         deployment = candidate.deployment
-        meter, budget = self._meter(run, candidate)
+        meter, budget, trace = self._meter(run, candidate)
         body = {**run.request.body, "model": deployment.upstream_model, "stream": True}
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {}),
@@ -288,7 +297,7 @@ class Passthrough:
                 async with asyncio.timeout(budget):
                     response = await self._poster(deployment).post(
                         "completions", body, stream=True,
-                        connect_timeout=run.failover.connect_timeout_s)
+                        connect_timeout=run.failover.connect_timeout_s, headers=trace)
                     self.engine._heard(deployment.id, response)  # headroom, as for chat
                     chunks = _text_chunks(response, deployment.provider.max_event_bytes)
                     head: list[dict[str, Any]] = []
@@ -296,6 +305,8 @@ class Passthrough:
                     async for chunk in chunks:
                         head.append(chunk)
                         if meter.see(chunk) or meter.finish_reason:
+                            if self.engine.tracer is not None:
+                                self.engine.tracer.answered(meter, chunk)
                             return TextStream(self.engine, run, meter, response, chunks, head)
                     raise UpstreamBadResponse("stream ended before any output")
             except TimeoutError:

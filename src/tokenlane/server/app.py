@@ -26,6 +26,7 @@ from ..routing.build import build_engine, build_prober
 from ..routing.passthrough import Passthrough
 from ..state.redis_conn import RedisConnection
 from ..stats.observation import Observation
+from ..telemetry import build_telemetry
 from ..types import Catalog, ModelRoute
 from .access_log import AccessLogMiddleware
 from .admin import admin_router
@@ -54,9 +55,12 @@ def create_app(
     rng: random.Random | None = None,
     source: str = "<config>",
     wall: Callable[[], float] | None = None,
+    tracer_provider: Any = None,
 ) -> FastAPI:
     """Build the gateway. Raises ConfigError when settings and environment do not fit.
-    `wall`: calendar time (Unix seconds) for budgets and shared rate limits; tests drive it."""
+    `wall`: calendar time (Unix seconds) for budgets and shared rate limits; tests drive it.
+    `tracer_provider` (an OpenTelemetry SDK TracerProvider) replaces the one `telemetry:`
+    would build, when tracing is on."""
     env = os.environ if env is None else env
     catalog = catalog or settings.resolve(env, source=source)
     settings.check_not_serving_itself(catalog, source=source)
@@ -74,10 +78,13 @@ def create_app(
         metrics.watch_shared_limits(keys.shared_limits)
     traffic = TrafficWindow(deployment_ids)  # the dashboard's last 15 minutes
     observers = [metrics.observe, traffic.observe, *([keys.gate.observe] if keys else [])]
+    telemetry = build_telemetry(settings.telemetry, tracer_provider=tracer_provider,
+                                source=source)  # None: tracing off
     engine = build_engine(settings, catalog, clock=clock, rng=rng,
                           on_observation=_each(*observers),
                           on_overhead=metrics.overhead.observe,
-                          on_hedge=metrics.on_hedge, on_refusal=metrics.on_refusal)
+                          on_hedge=metrics.on_hedge, on_refusal=metrics.on_refusal,
+                          tracer=telemetry.attempts if telemetry else None)
     metrics.watch_circuits(engine.circuits, deployment_ids)
     pool_waits = {name: waits for name, dialect in engine.dialects.items()
                   if (waits := pool_waits_of(dialect)) is not None}
@@ -104,13 +111,17 @@ def create_app(
             if watching is not None and redis is not None:
                 watching.cancel()
                 await redis.aclose()
+            if telemetry is not None:
+                telemetry.shutdown()  # the spans still batched
 
     auth = Authenticator(settings.server.auth, env, source=source, keys=keys)
     dashboard = Dashboard(engine, traffic, auth_enabled=settings.server.auth.enabled,
                           master_keys=settings.server.auth.master_keys(env, source=source))
     # Every client request's end, as the client saw it: client-facing metrics, decisions.
-    gate = RequestTap(keys.gate if keys is not None else OPEN_GATE, clock, catalog.models,
-                      [metrics.served, dashboard.decisions.add])
+    gate: Any = RequestTap(keys.gate if keys is not None else OPEN_GATE, clock, catalog.models,
+                           [metrics.served, dashboard.decisions.add])
+    if telemetry is not None:
+        gate = telemetry.traced_gate(gate)
     limit = settings.server.max_body_bytes
     drain = Drain(settings.server.drain_timeout_s)
     surfaces = [Messages(), CountTokens(engine), Responses()]
@@ -146,6 +157,9 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     if access:  # around everything, the bare-ASGI paths too
         app.entry = AccessLogMiddleware(app.dispatch, clock)
+    if telemetry is not None:  # outermost: the span covers the access log's work too
+        app.entry = telemetry.server_spans(app.entry, [CHAT_PATH, *app.surfaces])
+    app.state.telemetry = telemetry
     return app
 
 

@@ -65,7 +65,7 @@ class ChatCompletions:
             return
         # Read once: a concurrent update applies from the next request.
         spec, counter = state.current
-        self._board.request(name)
+        self._board.request(name, _traceparent(scope["headers"]))
         reply: Reply
         if spec.api_key is not None and not dialect.authorized(scope["headers"], spec.api_key):
             reply = dialect.unauthorized(scope["headers"])
@@ -135,6 +135,13 @@ class ChatCompletions:
                 headers=reply.headers,
             )
         await response(scope, receive, send)
+
+
+def _traceparent(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for header, value in headers:
+        if header == b"traceparent":
+            return value.decode("latin-1")
+    return None
 
 
 def _admit(state: ProviderState, spec: SimProviderSpec, body: Any, reply: Completion,

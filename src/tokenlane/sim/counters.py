@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -33,21 +34,30 @@ class SimCounters:
     # bytes went out (an unparsable body or event, an error event, a truncated stream).
     errors: int = 0
     rate_limited: int = 0
+    # The `traceparent` headers of the latest requests that carried one, oldest first (what
+    # a tracing gateway propagated upstream).
+    traceparents: tuple[str, ...] = ()
 
     @property
     def in_flight(self) -> int:
         return self.requests - self.completed - self.disconnected - self.errors
 
 
+_TRACEPARENTS_KEPT = 64
+
+
 class _Tally:
-    __slots__ = ("completed", "disconnected", "errors", "rate_limited", "requests")
+    __slots__ = ("completed", "disconnected", "errors", "rate_limited", "requests",
+                 "traceparents")
 
     def __init__(self) -> None:
         self.requests = self.completed = self.disconnected = self.errors = self.rate_limited = 0
+        self.traceparents: deque[str] = deque(maxlen=_TRACEPARENTS_KEPT)
 
     def snapshot(self) -> SimCounters:
         return SimCounters(
-            self.requests, self.completed, self.disconnected, self.errors, self.rate_limited
+            self.requests, self.completed, self.disconnected, self.errors, self.rate_limited,
+            tuple(self.traceparents),
         )
 
 
@@ -58,9 +68,12 @@ class CounterBoard:
         self._changed = threading.Condition()
         self._tallies = {name: _Tally() for name in names}
 
-    def request(self, name: str) -> None:
+    def request(self, name: str, traceparent: str | None = None) -> None:
         with self._changed:
-            self._tallies[name].requests += 1
+            tally = self._tallies[name]
+            tally.requests += 1
+            if traceparent is not None:
+                tally.traceparents.append(traceparent)
             self._changed.notify_all()
 
     def finished(self, name: str, completed: bool) -> None:

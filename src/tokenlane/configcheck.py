@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import ConfigError, Settings, parse_settings
 from .defaults import default_settings
+from .telemetry import check_installed
 from .types import Catalog
 from .yamlfile import duplicate_keys, line_of, read_yaml
 
@@ -61,10 +62,12 @@ def check_config(path: str | None, env: Mapping[str, str]) -> CheckReport:
             return CheckReport(source, twice)
     report = CheckReport(source)
     report.catalog = _resolve(settings, env, source, text, report.problems)
-    try:
-        settings.server.auth.master_keys(env, source=source)
-    except ConfigError as exc:
-        report.problems.append(_with_line(str(exc), source, text))
+    for check in (lambda: settings.server.auth.master_keys(env, source=source),
+                  lambda: check_installed(settings.telemetry, source=source)):
+        try:
+            check()
+        except ConfigError as exc:
+            report.problems.append(_with_line(str(exc), source, text))
     return report
 
 

@@ -72,3 +72,23 @@ def test_without_the_extra_off_works_and_on_says_what_to_install() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("gw.yaml: telemetry.otel: true needs opentelemetry.sdk")
     assert "pip install 'tokenlane[otel]'" in done.stdout
+
+
+def test_check_names_the_missing_extra(tmp_path) -> None:
+    config = tmp_path / "gw.yaml"
+    config.write_text(textwrap.dedent("""
+        server: {auth: {enabled: false}}
+        providers: {up: {base_url: "http://127.0.0.1:9/v1"}}
+        models: {m: {deployments: [{provider: up, model: m}]}}
+        telemetry:
+          otel: true
+    """), encoding="utf-8")
+    done = run("import sys\n" + NO_EXTRA + textwrap.dedent(f"""
+        from tokenlane.configcheck import check_config
+        for problem in check_config({str(config)!r}, {{}}).problems:
+            print(problem)
+    """))
+    assert done.returncode == 0, done.stderr
+    (problem,) = done.stdout.splitlines()
+    assert problem.startswith(f"{config}:6: telemetry.otel: true needs opentelemetry.sdk")
+    assert problem.endswith("pip install 'tokenlane[otel]'")

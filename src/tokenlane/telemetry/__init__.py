@@ -20,7 +20,7 @@ from typing import Any
 from ..config import ConfigError, TelemetrySettings
 from ..routing.attempt_trace import AttemptTracer
 
-__all__ = ["Telemetry", "build_telemetry"]
+__all__ = ["Telemetry", "build_telemetry", "check_installed"]
 
 _INSTRUMENTATION = "tokenlane"
 
@@ -63,18 +63,24 @@ def build_telemetry(settings: TelemetrySettings, *, tracer_provider: Any = None,
     `settings` would build: tests pass one with an in-memory exporter."""
     if not settings.otel:
         return None
-    if tracer_provider is None:
-        needed = ["opentelemetry.sdk"] + (
-            ["opentelemetry.exporter.otlp.proto.http"] if settings.exporter == "otlp" else [])
-        missing = [m for m in needed if not _installed(m)]
-        if missing:
-            raise ConfigError(f"{source}: telemetry.otel: true needs {', '.join(missing)}, "
-                              "which is not installed: pip install 'tokenlane[otel]'")
-    else:
+    if tracer_provider is not None:
         return Telemetry(tracer_provider, owned=False)
+    check_installed(settings, source=source)
     from .setup import build_tracer_provider
 
     return Telemetry(build_tracer_provider(settings), owned=True)
+
+
+def check_installed(settings: TelemetrySettings, *, source: str = "<config>") -> None:
+    """Raise ConfigError when `settings` turn tracing on without the packages it needs."""
+    if not settings.otel:
+        return
+    needed = ["opentelemetry.sdk"] + (
+        ["opentelemetry.exporter.otlp.proto.http"] if settings.exporter == "otlp" else [])
+    missing = [m for m in needed if not _installed(m)]
+    if missing:
+        raise ConfigError(f"{source}: telemetry.otel: true needs {', '.join(missing)}, "
+                          "which is not installed: pip install 'tokenlane[otel]'")
 
 
 def _installed(module: str) -> bool:

@@ -98,9 +98,11 @@ class Metrics:
         """Each provider's waits for a pooled connection (read at scrape time)."""
         self.registry.register(_PoolWaitCollector(waits))
 
-    def watch_state_backend(self, backend: str, health: BackendHealth) -> None:
-        """The shared state backend's reachability and failed calls (read at scrape time)."""
-        self.registry.register(_StateBackendCollector(backend, health))
+    def watch_state_backend(self, backend: str, health: BackendHealth,
+                            peers: Callable[[], int]) -> None:
+        """The shared state backend's reachability, failed calls and the other replicas
+        heard from (read at scrape time)."""
+        self.registry.register(_StateBackendCollector(backend, health, peers))
 
     def watch_shared_limits(self, health: LimitsHealth) -> None:
         """Rate limits and budgets counted locally while Redis was out, and reconciled."""
@@ -177,9 +179,10 @@ class _CircuitCollector(Collector):
 
 
 class _StateBackendCollector(Collector):
-    def __init__(self, backend: str, health: BackendHealth) -> None:
+    def __init__(self, backend: str, health: BackendHealth, peers: Callable[[], int]) -> None:
         self._backend = backend
         self._health = health
+        self._peers = peers
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -193,8 +196,13 @@ class _StateBackendCollector(Collector):
                                      "Calls to the shared state backend that failed or timed out",
                                      labels=["backend"])
         errors.add_metric([self._backend], self._health.errors)
+        peers = GaugeMetricFamily("tokenlane_state_peers",
+                                  "Other replicas heard from through the state backend lately",
+                                  labels=["backend"])
+        peers.add_metric([self._backend], self._peers())
         yield up
         yield errors
+        yield peers
 
 
 class _SharedLimitsCollector(Collector):

@@ -14,6 +14,10 @@ go to an open circuit whenever the recheck schedule says, without waiting for th
 and without taking the half-open slot; a probe that succeeds closes the circuit, one that
 fails backs the cool-down off like a failed trial.
 
+With replicas (tokenlane.state), each board is told of every open and close another replica's
+board decided (`apply`) and tells of its own (`on_change`): a deployment that fails on one
+replica is kept away from by all, and one that recovered anywhere is back everywhere.
+
 Only failures that say something about the deployment count: client faults (4xx) and
 cancellations do not, and neither does a deadline (timeout, stall) of an attempt that began
 before the deployment's latest success: it describes a moment the deployment has since shown
@@ -23,11 +27,12 @@ to be over, and must not re-open the circuit of a provider that just recovered.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..clock import Clock
 
-__all__ = ["CircuitBoard", "CircuitSettings"]
+__all__ = ["CircuitBoard", "CircuitChange", "CircuitSettings"]
 
 _FAILURES = frozenset({"5xx", "429", "timeout", "connect", "stall", "bad_response", "auth"})
 _DEADLINES = frozenset({"timeout", "stall"})  # the gateway's own deadlines
@@ -45,6 +50,19 @@ class CircuitSettings:
     # The provider refused our credentials (401/403): a key does not fix itself in seconds,
     # so the circuit opens at once, this long, and probes leave it alone.
     auth_open_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitChange:
+    """A circuit opened (for `seconds` more: the cool-down `open_for` it is in, and why) or
+    closed (the deployment recovered)."""
+
+    deployment: str
+    state: str  # "open" or "closed"
+    seconds: float = 0.0
+    open_for: float = 0.0
+    rate_limited: bool = False
+    auth_failed: bool = False
 
 
 class _Circuit:
@@ -68,6 +86,8 @@ class CircuitBoard:
         self.clock = clock
         self.settings = settings or CircuitSettings()
         self._circuits: dict[str, _Circuit] = {}
+        # Told of every open and close this board decides (not of those `apply` is told of).
+        self.on_change: Callable[[CircuitChange], None] | None = None
 
     def _get(self, deployment: str) -> _Circuit:
         c = self._circuits.get(deployment)
@@ -150,6 +170,7 @@ class CircuitBoard:
                 c.state, c.trial, c.open_for = "closed", False, 0.0
                 c.rate_limited = c.auth_failed = False
                 c.recent.clear()  # a fresh start: old failures no longer describe it
+                self._changed(CircuitChange(deployment, "closed"))
                 return True
             return False
         c.streak += 1
@@ -171,4 +192,40 @@ class CircuitBoard:
             c.rate_limited, c.auth_failed = backoff, auth
             c.state, c.trial, c.open_for = "open", False, seconds
             c.until = max(c.until, now + seconds) if backoff else now + seconds
+            self._changed(self._open_change(deployment, c, now))
         return False
+
+    def apply(self, change: CircuitChange) -> bool:
+        """Take another replica's decision; True when it closed a circuit open here (the
+        deployment recovered: its failures are history, as after a local close)."""
+        c = self._get(change.deployment)
+        now = self.clock.now()
+        if change.state == "closed":
+            was_open = c.state != "closed"
+            c.state, c.trial, c.open_for, c.streak = "closed", False, 0.0, 0
+            c.rate_limited = c.auth_failed = False
+            c.recent.clear()
+            return was_open
+        until = now + change.seconds
+        if c.state == "open" and c.until > until:
+            return False  # already kept away longer here
+        c.state, c.trial, c.until = "open", False, until
+        c.open_for = max(c.open_for, change.open_for)
+        c.rate_limited, c.auth_failed = change.rate_limited, change.auth_failed
+        return False
+
+    def opened(self) -> list[CircuitChange]:
+        """Every circuit still inside its cool-down, as changes to tell other replicas (a
+        replica that missed them while the state backend was away catches up)."""
+        now = self.clock.now()
+        return [self._open_change(d, c, now) for d, c in self._circuits.items()
+                if c.state == "open" and c.until > now]
+
+    @staticmethod
+    def _open_change(deployment: str, c: _Circuit, now: float) -> CircuitChange:
+        return CircuitChange(deployment, "open", max(0.0, c.until - now), c.open_for,
+                             c.rate_limited, c.auth_failed)
+
+    def _changed(self, change: CircuitChange) -> None:
+        if self.on_change is not None:
+            self.on_change(change)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import TokenlaneError
@@ -50,6 +51,10 @@ class Prober:
         self.health = health or engine.health
         self._spend: deque[tuple[float, float]] = deque()  # (time, usd) within the last day
         self._running: dict[str, asyncio.Task[None]] = {}
+        # With replicas (tokenlane.state): which of the due deployments this one may probe
+        # now (the others are being probed by another replica). None: all of them.
+        self.leases: Callable[[Sequence[str]], Awaitable[set[str]]] | None = None
+        self.rounds = 0  # rounds run (tests and operators: is the prober alive?)
 
     def spent_today(self) -> float:
         now = self.engine.clock.now()
@@ -88,7 +93,15 @@ class Prober:
         """Start a probe of every deployment that is due, within the spend cap; returns how
         many were started (each runs as its own task, so a stalled one holds up no other)."""
         started = 0
-        for model, deployment in self.due():
+        due = self.due()
+        if self.leases is not None and due:
+            granted = await self.leases([d for _, d in due])
+            for _, deployment in due:
+                if deployment not in granted:  # another replica's probe: one recheck, counted
+                    self.engine.rechecks.sent(deployment, self.engine.clock.now())
+            due = [(m, d) for m, d in due if d in granted]
+        self.rounds += 1
+        for model, deployment in due:
             if self.over_budget():
                 log.info("probe spend cap reached; skipping the rest of this round")
                 break

@@ -25,6 +25,7 @@ from ..providers.pool_waits import pool_waits_of
 from ..routing.build import build_engine, build_prober
 from ..routing.passthrough import Passthrough
 from ..state.redis_conn import RedisConnection
+from ..state.shared import SharedState
 from ..stats.observation import Observation
 from ..telemetry import build_telemetry
 from ..types import Catalog, ModelRoute
@@ -69,15 +70,15 @@ def create_app(
     clock = clock or MonotonicClock()
     redis = (RedisConnection(settings.state, clock, env, source=source)
              if settings.state.backend == "redis" else None)
-    if redis is not None:
-        metrics.watch_state_backend("redis", redis.health)
     keys = (KeyService.open(settings.keys, catalog, clock, log_content=settings.logging.content,
                             redis=redis, wall=wall or time.time)
             if settings.keys.enabled else None)
     if keys is not None and keys.shared_limits is not None:
         metrics.watch_shared_limits(keys.shared_limits)
     traffic = TrafficWindow(deployment_ids)  # the dashboard's last 15 minutes
-    observers = [metrics.observe, traffic.observe, *([keys.gate.observe] if keys else [])]
+    shared = SharedState(redis, deployment_ids) if redis is not None else None
+    observers = [metrics.observe, traffic.observe, *([keys.gate.observe] if keys else []),
+                 *([shared.observe] if shared else [])]
     telemetry = build_telemetry(settings.telemetry, tracer_provider=tracer_provider,
                                 source=source)  # None: tracing off
     engine = build_engine(settings, catalog, clock=clock, rng=rng,
@@ -90,13 +91,17 @@ def create_app(
                   if (waits := pool_waits_of(dialect)) is not None}
     metrics.watch_pool_waits(pool_waits)
     prober = build_prober(settings, engine)
+    if shared is not None:
+        shared.attach(engine, prober)
+        metrics.watch_state_backend("redis", shared.conn.health, shared.live_peers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Redis first: whatever shares state through it finds it reachable (or not) at once.
-        watching = asyncio.create_task(redis.run()) if redis is not None else None
-        if redis is not None:
-            await redis.ping()
+        # Redis first: whatever shares state through it (limits, estimates) finds it
+        # reachable, or not, from the first request.
+        if shared is not None:
+            await shared.conn.ping()
+        sharing = asyncio.create_task(shared.run()) if shared is not None else None
         probing = asyncio.create_task(prober.run()) if prober.settings.enabled else None
         if keys is not None:
             keys.start()
@@ -108,9 +113,10 @@ def create_app(
             await engine.aclose()
             if keys is not None:
                 await keys.stop()  # the ledger's last rows
-            if watching is not None and redis is not None:
-                watching.cancel()
-                await redis.aclose()
+            if sharing is not None and shared is not None:
+                sharing.cancel()
+                await asyncio.gather(sharing, return_exceptions=True)
+                await shared.conn.aclose()
             if telemetry is not None:
                 telemetry.shutdown()  # the spans still batched
 
@@ -139,6 +145,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.prober = prober
     app.state.redis = redis  # the shared state backend's connection (None: local)
+    app.state.shared = shared  # what this replica shares through it
     app.state.auth = auth
     app.state.keys = keys
     app.state.dashboard = dashboard

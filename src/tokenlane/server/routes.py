@@ -44,6 +44,8 @@ async def router_stats(request: Request) -> Response:
     # Per provider, beside the models' estimates: waits for a pooled upstream connection.
     report["providers"] = {name: waits.summary()
                            for name, waits in request.app.state.pool_waits.items()}
+    shared = request.app.state.shared  # replicas sharing state (None: local)
+    report["state"] = shared.report() if shared is not None else {"backend": "local"}
     return _json(report)
 
 

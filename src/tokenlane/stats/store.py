@@ -190,6 +190,7 @@ class StatsStore:
         self.settings = settings or StatsSettings()
         self._stats: dict[str, _DeploymentStats] = {}
         self._live: dict[str, set[LiveAttempt]] = {}
+        self._forgot_at: dict[str, float] = {}  # when each deployment's failures were forgotten
 
     def observe(self, obs: Observation) -> None:
         stats = self._stats.get(obs.deployment)
@@ -197,8 +198,18 @@ class StatsStore:
             stats = self._stats[obs.deployment] = _DeploymentStats(self.settings)
         stats.add(obs)
 
+    def observe_peer(self, obs: Observation) -> None:
+        """What another replica measured (tokenlane.state), reaching this one a moment late:
+        a failure from before the outage was declared over here is history, as it would
+        have been had it arrived in time."""
+        forgot_at = self._forgot_at.get(obs.deployment)
+        if forgot_at is not None and obs.at < forgot_at and obs.outcome in _FAILURES:
+            return
+        self.observe(obs)
+
     def forget_failures(self, deployment: str) -> None:
         """A deployment proved it recovered (its circuit closed): its outage is history."""
+        self._forgot_at[deployment] = self.clock.now()
         stats = self._stats.get(deployment)
         if stats is not None:
             stats.failures = DecayedMean(self.settings.half_life_s)

@@ -1,0 +1,176 @@
+"""Circuits shared across replicas: an open or a close decided on one reaches all within a
+second (Redis pub/sub delivers in milliseconds).
+
+Each change the local board decides (`CircuitBoard.on_change`, on the request path: an
+append and a wake-up) is published by a background task, and also written as the key
+`<prefix>:circuit:<deployment>` that expires with the cool-down (deleted on a close): the
+current state of every circuit, for a replica that was not listening when it changed (one
+just started, or one whose Redis connection was away), read on every (re)connection. Changes
+from others are applied to the local board (`CircuitBoard.apply`); a close also forgets the
+deployment's failures here, as a local close does.
+
+While Redis is down nothing is queued: the board's own decisions stand locally, and on the
+way back up what is still open here is published again (`CircuitBoard.opened`), so a change
+missed in between is caught up by its current state, not by a stale event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from ..routing.circuit import CircuitBoard, CircuitChange
+from ..stats.store import StatsStore
+from ..tracebacks import one_line
+from .redis_conn import RedisConnection, StateUnavailable
+from .wire import decode_circuit_change, encode_circuit_change
+
+__all__ = ["CircuitSync"]
+
+log = logging.getLogger("tokenlane.state")
+
+_LISTEN_S = 0.5  # one wait for a message; the loop sees Redis go down within about this
+
+
+class CircuitSync:
+    def __init__(self, conn: RedisConnection, board: CircuitBoard, store: StatsStore,
+                 replica: str, deployments: frozenset[str]) -> None:
+        self.conn = conn
+        self.board = board
+        self.store = store
+        self.replica = replica
+        self.deployments = deployments
+        self.channel = conn.key("circuits")
+        self._outbox: deque[CircuitChange] = deque(maxlen=1000)
+        self._wake = asyncio.Event()
+        self._up = asyncio.Event()
+        self.applied = 0  # changes taken from other replicas (for tests and operators)
+        board.on_change = self._changed_here
+        conn.health.on_change(self._backend_changed)
+
+    def _changed_here(self, change: CircuitChange) -> None:
+        self._outbox.append(change)
+        self._wake.set()
+
+    def _backend_changed(self, up: bool) -> None:
+        if up:
+            self._outbox.clear()  # replaced by the current state, published again
+            self._outbox.extend(self.board.opened())
+            self._up.set()
+            self._wake.set()
+        else:
+            self._up.clear()
+
+    def _key(self, deployment: str) -> str:
+        return self.conn.key("circuit", deployment)
+
+    async def publish_pending(self) -> int:
+        """Publish what changed here; returns how many. Stops (keeping the rest) when Redis
+        fails."""
+        sent = 0
+        while self._outbox and self.conn.up:
+            change = self._outbox[0]
+            message = encode_circuit_change(self.replica, change)
+
+            async def send(redis: Any, change: CircuitChange = change,
+                           message: bytes = message) -> None:
+                pipe = redis.pipeline(transaction=False)
+                if change.state == "open" and change.seconds > 0:
+                    pipe.set(self._key(change.deployment), message,
+                             px=max(1, int(change.seconds * 1000)))
+                else:
+                    pipe.delete(self._key(change.deployment))
+                pipe.publish(self.channel, message)
+                await pipe.execute()
+
+            try:
+                await self.conn.call(send)
+            except StateUnavailable:
+                return sent
+            self._outbox.popleft()
+            sent += 1
+        return sent
+
+    async def catch_up(self) -> int:
+        """Apply the circuits other replicas hold open now (read from their keys)."""
+        ids = sorted(self.deployments)
+
+        async def read(redis: Any) -> list[Any]:
+            pipe = redis.pipeline(transaction=False)
+            for d in ids:
+                pipe.get(self._key(d))
+                pipe.pttl(self._key(d))
+            return list(await pipe.execute())
+
+        replies = await self.conn.call(read)
+        applied = 0
+        for message, ttl_ms in zip(replies[::2], replies[1::2], strict=True):
+            if message is None or not isinstance(ttl_ms, int) or ttl_ms <= 0:
+                continue
+            decoded = decode_circuit_change(message, self.deployments)
+            if decoded is not None and decoded[0] != self.replica:
+                change = decoded[1]
+                # What is left of the cool-down is the key's own time to live.
+                self._apply(CircuitChange(change.deployment, "open", ttl_ms / 1000,
+                                          change.open_for, change.rate_limited,
+                                          change.auth_failed))
+                applied += 1
+        return applied
+
+    def take(self, message: bytes) -> bool:
+        """Apply one published change (another replica's); False when it was ours or
+        malformed."""
+        decoded = decode_circuit_change(message, self.deployments)
+        if decoded is None or decoded[0] == self.replica:
+            return False
+        self._apply(decoded[1])
+        return True
+
+    def _apply(self, change: CircuitChange) -> None:
+        if self.board.apply(change):
+            self.store.forget_failures(change.deployment)
+        self.applied += 1
+
+    async def run_publisher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.conn.up:
+                await self.publish_pending()
+
+    async def run_listener(self) -> None:
+        """Subscribe while Redis is up; on every (re)connection, catch up first."""
+        while True:
+            await self._up.wait()
+            pubsub = self.conn.client.pubsub()
+            try:
+                await asyncio.wait_for(pubsub.subscribe(self.channel), self.conn.settings.timeout_s)
+                await self.catch_up()
+                while self.conn.up:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                       timeout=_LISTEN_S)
+                    if message is not None and message.get("type") == "message":
+                        self.take(message["data"])
+            except StateUnavailable:
+                pass  # logged once by the connection
+            except self.conn.errors as exc:
+                self.conn.failed(exc)
+            except Exception as exc:  # noqa: BLE001 - sharing must never take routing down
+                log.error("circuit listener failed: %s", one_line(exc))
+                self.conn.failed(exc)
+            finally:
+                await _close(pubsub)
+
+    async def run(self) -> None:
+        """Both loops (a lifespan task; cancel to stop)."""
+        if self.conn.up:
+            self._up.set()
+        await asyncio.gather(self.run_publisher(), self.run_listener())
+
+
+async def _close(pubsub: Any) -> None:
+    with contextlib.suppress(Exception):  # a connection already gone needs no goodbye
+        await asyncio.wait_for(pubsub.aclose(), 1.0)

@@ -1,0 +1,144 @@
+"""Measurements shared across replicas: every replica routes on what the whole fleet measured.
+
+What is shared are the observations themselves, the sufficient statistics of every estimate
+the stats store keeps: replayed into each replica's own store (`StatsStore.observe_peer`),
+they give the decayed quantiles, error rates, TTFT regression and level-shift detection the
+fleet's traffic would give one process, with the same half-life and staleness rules. A
+replica that stops publishing simply stops adding samples, and what it measured fades like
+any other sample; it also drops out of `live_peers` after `peer_stale_s`.
+
+Off the request path: finishing an attempt appends the observation to an outbox (a deque,
+bounded). Every `sync_interval_s` one pipelined round trip XADDs the outbox as one entry of
+a Redis stream (capped in length) and XREADs what the others added since the last read.
+While Redis is down the outbox keeps filling (bounded: the oldest go first) and is published
+when it answers again; the stream keeps what this replica missed, up to its cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from ..stats.observation import Observation
+from ..stats.store import StatsStore
+from ..tracebacks import one_line
+from .redis_conn import RedisConnection, StateUnavailable
+from .wire import decode_observations, encode_observations
+
+__all__ = ["StatsSync"]
+
+log = logging.getLogger("tokenlane.state")
+
+_PUBLISH_AT_MOST = 2000  # observations in one stream entry (a backlog goes over several ticks)
+_READ_COUNT = 500  # stream entries per XREAD
+_READS_PER_TICK = 8  # a replica catching up reads this many pages, then waits a tick
+
+
+class StatsSync:
+    def __init__(self, conn: RedisConnection, store: StatsStore, replica: str,
+                 deployments: frozenset[str], *, backlog: int = 20_000,
+                 stream_entries: int = 5_000) -> None:
+        self.conn = conn
+        self.store = store
+        self.replica = replica
+        self.deployments = deployments
+        self.stream = conn.key("observations")
+        self._stream_entries = stream_entries
+        self._outbox: deque[Observation] = deque(maxlen=backlog)
+        self._last_id: bytes | str = "0-0"  # the first read takes what the stream still holds
+        self._peers: dict[str, float] = {}  # replica -> local time it was last heard from
+        self.synced = 0  # sync rounds completed (the fleet's view is at most this old)
+
+    def publish(self, observation: Observation) -> None:
+        """An observer of the engine (the request path): an append, nothing more."""
+        self._outbox.append(observation)
+
+    def live_peers(self) -> int:
+        """Other replicas heard from within `peer_stale_s`."""
+        cutoff = self.store.clock.now() - self.conn.settings.peer_stale_s
+        for replica in [r for r, at in self._peers.items() if at < cutoff]:
+            del self._peers[replica]
+        return len(self._peers)
+
+    async def sync_once(self) -> int:
+        """Publish the outbox and take the others' new observations; returns how many were
+        taken. Raises StateUnavailable (the outbox kept) when Redis is down or fails."""
+        outgoing = [self._outbox[i] for i in range(min(len(self._outbox), _PUBLISH_AT_MOST))]
+        now = self.store.clock.now()
+        batch = encode_observations(outgoing, now)
+
+        async def exchange(redis: Any) -> list[Any]:
+            pipe = redis.pipeline(transaction=False)
+            pipe.time()
+            # Published every tick, empty or not: the entry is also this replica's heartbeat.
+            pipe.xadd(self.stream, {"r": self.replica, "b": batch},
+                      maxlen=self._stream_entries, approximate=True)
+            pipe.xread({self.stream: self._last_id}, count=_READ_COUNT)
+            return list(await pipe.execute())
+
+        server_time, _, read = await self.conn.call(exchange)
+        for _ in outgoing:
+            self._outbox.popleft()
+        server_ms = int(server_time[0]) * 1000 + int(server_time[1]) // 1000
+        entries = _entries(read)
+        taken = self._take(entries, server_ms)
+        for _ in range(_READS_PER_TICK - 1):  # catching up: the next pages, at once
+            if len(entries) < _READ_COUNT:
+                break
+            entries = _entries(await self.conn.call(
+                lambda redis: redis.xread({self.stream: self._last_id}, count=_READ_COUNT)))
+            taken += self._take(entries, server_ms)
+        self.synced += 1
+        return taken
+
+    def _take(self, entries: list[Any], server_ms: int) -> int:
+        now = self.store.clock.now()
+        taken = 0
+        for entry_id, fields in entries:
+            self._last_id = entry_id
+            replica = _text(fields.get(b"r", fields.get("r")))
+            if replica is None or replica == self.replica:
+                continue
+            self._peers[replica] = now
+            # Its observations are aged as of publication; add how long it sat in the stream.
+            waited_s = max(0, server_ms - _entry_ms(entry_id)) / 1000
+            data = fields.get(b"b", fields.get("b")) or b"[]"
+            for observation in decode_observations(data, now - waited_s, self.deployments):
+                self.store.observe_peer(observation)
+                taken += 1
+        return taken
+
+    async def run(self) -> None:
+        """Sync every `sync_interval_s` (a lifespan task; cancel to stop). Real time: the
+        fleet's replicas meet in wall seconds, whatever clock each one measures with."""
+        while True:
+            if self.conn.up:
+                try:
+                    await self.sync_once()
+                except StateUnavailable:
+                    pass  # logged once by the connection; the outbox waits for its return
+                except Exception as exc:  # noqa: BLE001 - sharing must never take routing down
+                    log.error("stats sync failed: %s", one_line(exc))
+            await asyncio.sleep(self.conn.settings.sync_interval_s)
+
+
+def _entries(read: Any) -> list[Any]:
+    """The stream's entries from an XREAD reply, RESP2 (a list) or RESP3 (a dict)."""
+    if not read:
+        return []
+    if isinstance(read, dict):
+        return list(next(iter(read.values()))[0])
+    return list(read[0][1])
+
+
+def _entry_ms(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None

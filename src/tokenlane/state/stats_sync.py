@@ -50,6 +50,9 @@ class StatsSync:
         self._last_id: bytes | str = "0-0"  # the first read takes what the stream still holds
         self._peers: dict[str, float] = {}  # replica -> local time it was last heard from
         self.synced = 0  # sync rounds completed (the fleet's view is at most this old)
+        self._sequence = 0  # the number of the last batch published
+        self._batch: tuple[int, list[Observation]] | None = None  # taken from the outbox, unsent
+        self._taken: dict[str, int] = {}  # replica -> the number of its last batch taken
 
     def publish(self, observation: Observation) -> None:
         """An observer of the engine (the request path): an append, nothing more."""
@@ -65,22 +68,26 @@ class StatsSync:
     async def sync_once(self) -> int:
         """Publish the outbox and take the others' new observations; returns how many were
         taken. Raises StateUnavailable (the outbox kept) when Redis is down or fails."""
-        outgoing = [self._outbox[i] for i in range(min(len(self._outbox), _PUBLISH_AT_MOST))]
-        now = self.store.clock.now()
-        batch = encode_observations(outgoing, now)
+        if self._batch is None and self._outbox:
+            count = min(len(self._outbox), _PUBLISH_AT_MOST)
+            self._batch = (self._sequence + 1, [self._outbox.popleft() for _ in range(count)])
+        # A batch whose XADD timed out may have landed all the same: it is sent again under
+        # its number, and readers skip a number they already took. (Empty: number 0.)
+        number, outgoing = self._batch or (0, [])
+        batch = encode_observations(outgoing, self.store.clock.now())
 
         async def exchange(redis: Any) -> list[Any]:
             pipe = redis.pipeline(transaction=False)
             pipe.time()
             # Published every tick, empty or not: the entry is also this replica's heartbeat.
-            pipe.xadd(self.stream, {"r": self.replica, "b": batch},
+            pipe.xadd(self.stream, {"r": self.replica, "n": number, "b": batch},
                       maxlen=self._stream_entries, approximate=True)
             pipe.xread({self.stream: self._last_id}, count=_READ_COUNT)
             return list(await pipe.execute())
 
         server_time, _, read = await self.conn.call(exchange)
-        for _ in outgoing:
-            self._outbox.popleft()
+        if number:
+            self._sequence, self._batch = number, None
         server_ms = int(server_time[0]) * 1000 + int(server_time[1]) // 1000
         entries = _entries(read)
         taken = self._take(entries, server_ms)
@@ -102,6 +109,11 @@ class StatsSync:
             if replica is None or replica == self.replica:
                 continue
             self._peers[replica] = now
+            number = _number(fields.get(b"n", fields.get("n")))
+            if number and number <= self._taken.get(replica, 0):
+                continue  # sent twice (its first XADD timed out, yet landed)
+            if number:
+                self._taken[replica] = number
             # Its observations are aged as of publication; add how long it sat in the stream.
             waited_s = max(0, server_ms - _entry_ms(entry_id)) / 1000
             data = fields.get(b"b", fields.get("b")) or b"[]"
@@ -136,6 +148,13 @@ def _entries(read: Any) -> list[Any]:
 def _entry_ms(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
+
+
+def _number(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _text(value: Any) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tokenlane.clock import ManualClock
-from tokenlane.routing.circuit import CircuitBoard, CircuitSettings
+from tokenlane.routing.circuit import CircuitBoard, CircuitChange, CircuitSettings
 from tokenlane.routing.hedge import HedgeBudget
 
 
@@ -122,3 +122,29 @@ def test_hedge_budget_caps_the_share_of_hedged_requests() -> None:
         hedged += budget.try_spend()
     assert 95 <= hedged <= 102
     assert not HedgeBudget(share=0.0).try_spend()
+
+
+def test_changes_are_told_and_another_boards_are_applied_without_echo() -> None:
+    a, clock_a = board(consecutive_failures=2, open_s=4)
+    b, clock_b = board(consecutive_failures=2, open_s=4)
+    told_a: list[CircuitChange] = []
+    told_b: list[CircuitChange] = []
+    a.on_change, b.on_change = told_a.append, told_b.append
+    a.record("d", "5xx")
+    a.record("d", "5xx")
+    assert [(c.state, c.seconds, c.open_for) for c in told_a] == [("open", 4, 4)]
+    clock_b.advance(100)  # another replica's clock: only the time left carries over
+    assert not b.apply(told_a[0])
+    assert b.state("d") == "open" and b.retry_in("d") == 4 and not b.acquire("d")
+    assert told_b == []  # applied, not re-told
+    assert b.opened() == [CircuitChange("d", "open", 4, 4)]
+    clock_a.advance(4)
+    assert a.acquire("d")
+    a.record("d", "ok")
+    assert told_a[-1] == CircuitChange("d", "closed")
+    assert b.apply(told_a[-1])  # closed an open circuit: the caller forgets its failures
+    assert b.state("d") == "closed" and b.opened() == [] and told_b == []
+    # A shorter open from elsewhere does not cut a longer local one short.
+    b.record("d", "429", retry_after=60)
+    assert not b.apply(CircuitChange("d", "open", 1, 1))
+    assert b.retry_in("d") == 60 and b.rate_limited("d")

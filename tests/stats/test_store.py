@@ -165,3 +165,17 @@ def test_streams_sent_before_a_later_healthy_answer_are_old_news() -> None:
     store.observe(ok("a", at=clock.now(), tps=300, ttft=0.2, out=50))  # sent at ~104.6
     e = store.snapshot(["a"]).estimates["a"]
     assert e.live_decode_tps is None and e.live_wait_s is None and e.in_flight == 2
+
+
+def test_a_peers_failure_from_before_the_outage_ended_here_is_history() -> None:
+    clock = ManualClock(start=100)
+    store = StatsStore(clock)
+    store.observe(ok("d", 100))
+    store.forget_failures("d")  # the circuit closed here at 100
+    late = Observation("d", 99.5, "5xx", total_s=0.1)  # another replica's, arriving late
+    store.observe_peer(late)
+    store.observe_peer(ok("d", 99.0))  # its successes still count
+    assert store.snapshot(["d"]).estimates["d"].samples == 2
+    store.observe_peer(replace(late, at=100.5))  # a failure since: news
+    e = store.snapshot(["d"]).estimates["d"]
+    assert e.samples == 3 and e.error_rate and e.error_rate > 0

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -24,10 +26,7 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every upstream request at INFO: noise at our request rates.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    _configure_logging(args.log_level)
     try:
         return int(args.run(args) or 0)
     except ConfigError as exc:  # the gateway's and the simulator's (SimConfigError) alike
@@ -35,6 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every upstream request at INFO: noise at our request rates.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 _DEFAULT_CONFIG = "YAML config; default: embedded (the demo when no provider API keys are set)"
@@ -50,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help=_DEFAULT_CONFIG)
     serve.add_argument("--host", help="address to listen on (default: the config's server.host)")
     serve.add_argument("--port", type=int, help="port (default: the config's server.port)")
+    serve.add_argument("--workers", type=_at_least_one, default=1, metavar="N",
+                       help="processes serving the port, each with its own app built from "
+                            "the config (share state with state.backend: redis; "
+                            "default: %(default)s)")
     serve.set_defaults(run=_serve)
 
     sim = sub.add_parser("sim", help="serve the simulated providers of a config's `sim:` section")
@@ -73,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     _everywhere(parser, "--log-level", default="info",
                 choices=["debug", "info", "warning", "error"], help="default: %(default)s")
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _everywhere(parser: argparse.ArgumentParser, *names: str, **options: Any) -> None:
@@ -162,30 +182,141 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .logformat import use_json_lines
-    from .server import create_app
-    from .server.drain import draining_server
-    from .server.protocol import GatewayHttpProtocol
-
-    settings, source = _load(args.config)
-    server_settings = settings.server.model_copy(update={
-        k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
-    })
-    settings = settings.model_copy(update={"server": server_settings})
-    if settings.logging.format == "json":
-        use_json_lines(logging.getLogger())  # the handler main()'s basicConfig installed
-    app = create_app(settings, source=source, catalog=_validate(settings, source))
-    # Streams in flight get drain_timeout_s to finish, then end with an error event (drain.py).
-    gateway = draining_server(
-        app, host=server_settings.host, port=server_settings.port, http=GatewayHttpProtocol,
-        log_level=args.log_level, access_log=False,
-        server_header=False,  # no need to tell the world which server version runs here
-    )
+    settings, source = _serve_settings(args.config, args.host, args.port)
+    catalog = _validate(settings, source)
+    if args.workers > 1:
+        return _serve_workers(args, settings, source)
+    app = _gateway_app(settings, source, catalog)
+    gateway = _gateway_server(app, settings, args.log_level)
     sim_server = _sim_server(settings, args.log_level)
     admin_server = _admin_server(app, settings)
     _banner(settings, source)
     with _runner() as runner:
         runner.run(_serve_all(gateway, sim_server, admin_server))
+    return 0
+
+
+def _serve_settings(path: str | None, host: str | None, port: int | None) -> tuple[Settings, str]:
+    settings, source = _load(path)
+    server_settings = settings.server.model_copy(update={
+        k: v for k, v in (("host", host), ("port", port)) if v is not None
+    })
+    return settings.model_copy(update={"server": server_settings}), source
+
+
+def _gateway_app(settings: Settings, source: str, catalog: Catalog) -> Any:
+    from .logformat import use_json_lines
+    from .server import create_app
+
+    if settings.logging.format == "json":
+        use_json_lines(logging.getLogger())  # the handler main()'s basicConfig installed
+    return create_app(settings, source=source, catalog=catalog)
+
+
+def _gateway_server(app: Any, settings: Settings, log_level: str, *,
+                    quiet: bool = False) -> uvicorn.Server:
+    from .server.drain import DrainingServer, draining_server
+    from .server.protocol import GatewayHttpProtocol
+
+    # Streams in flight get drain_timeout_s to finish, then end with an error event (drain.py).
+    return draining_server(
+        app, host=settings.server.host, port=settings.server.port, http=GatewayHttpProtocol,
+        log_level=log_level, access_log=False,
+        server_header=False,  # no need to tell the world which server version runs here
+        server_class=_quiet_draining_server() if quiet else DrainingServer,
+    )
+
+
+@dataclass(frozen=True)
+class _WorkerPlan:
+    """What a worker process needs to build its own gateway (sent to it pickled)."""
+
+    config: str | None
+    host: str
+    port: int
+    admin_port: int | None
+    log_level: str
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings, source: str) -> int:
+    """`serve --workers N`: the supervisor (workers.py) with the simulated providers, if any,
+    in this process: one simulator for all the workers, up until the last has drained."""
+    from .workers import Supervisor, reserve_port, workers_warning
+
+    host = settings.server.host
+    admin_port = settings.keys.admin_port if settings.keys.enabled else None
+    held: list[socket.socket] = []
+    for wanted in (settings.server.port, admin_port):
+        if wanted is None:
+            continue
+        try:
+            held.append(reserve_port(host, wanted))
+        except OSError as exc:
+            for sock in held:
+                sock.close()
+            print(f"tokenlane: cannot listen on {host}:{wanted}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
+    port = held[0].getsockname()[1]
+    settings = settings.model_copy(update={"server": settings.server.model_copy(
+        update={"port": port})})
+    plan = _WorkerPlan(args.config, host, port, admin_port, args.log_level)
+    warning = workers_warning(_state_backend(settings), args.workers)
+    if warning is not None:
+        print(f"tokenlane: {warning}", file=sys.stderr, flush=True)
+    _banner(settings, source, workers=args.workers)
+    sim_server = _sim_server(settings, args.log_level)
+
+    async def supervise() -> int:
+        sim = asyncio.create_task(sim_server.serve()) if sim_server is not None else None
+        try:
+            if sim_server is not None and not await _started([sim_server]):
+                return 1
+            return await Supervisor(_serve_worker, plan, args.workers).run(_print_ready)
+        finally:
+            if sim is not None and sim_server is not None:
+                sim_server.should_exit = True
+                await sim
+
+    try:
+        with _runner() as runner:
+            return runner.run(supervise())
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def _state_backend(settings: Settings) -> str:
+    state = getattr(settings, "state", None)  # the state: section (shared state, Redis)
+    return "local" if state is None else str(state.backend)
+
+
+def _serve_worker(plan: _WorkerPlan, worker: Any) -> int:
+    """One worker of `serve --workers N` (runs in its own process): its own app from the
+    config, on its own SO_REUSEPORT sockets, every response naming the worker."""
+    from .server.worker_header import with_worker_header
+
+    _configure_logging(plan.log_level)
+    settings, source = _serve_settings(plan.config, plan.host, plan.port)
+    app = _gateway_app(settings, source, _validate(settings, source))
+    app.entry = with_worker_header(app.entry, worker.label)  # outermost: every response
+    gateway = _gateway_server(app, settings, plan.log_level, quiet=True)
+    admin_server = _admin_server(app, settings)
+    sockets = {id(gateway): [worker.listen_socket(plan.host, plan.port)]}
+    if admin_server is not None and plan.admin_port is not None:
+        sockets[id(admin_server)] = [worker.listen_socket(plan.host, plan.admin_port)]
+
+    def stop() -> None:
+        if gateway.should_exit:  # a second signal: cut the drain short
+            gateway.force_exit = True
+        gateway.should_exit = True
+
+    async def serve() -> None:
+        worker.stop_on_signals(stop)
+        await _serve_all(gateway, admin_server, sockets=sockets, on_ready=worker.ready)
+
+    with _runner() as runner:
+        runner.run(serve())
     return 0
 
 
@@ -195,6 +326,16 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _quiet_draining_server() -> type[Any]:
+    """The gateway's server in a worker, where the worker's own handler takes the signals
+    (workers.Worker.stop_on_signals): uvicorn's would re-raise SIGTERM once it has drained,
+    and the worker would exit killed rather than with 0. Built here, as drain.py is imported
+    only when serving."""
+    from .server.drain import DrainingServer
+
+    return type("QuietDrainingServer", (_QuietServer, DrainingServer), {})
 
 
 def _sim_server(settings: Settings, log_level: str) -> uvicorn.Server | None:
@@ -220,13 +361,17 @@ def _admin_server(app: Any, settings: Settings) -> uvicorn.Server | None:
     ))
 
 
-async def _serve_all(gateway: uvicorn.Server, *siblings: uvicorn.Server | None) -> None:
-    """The gateway and its sibling servers (simulator, admin API); they stop with it."""
+async def _serve_all(gateway: uvicorn.Server, *siblings: uvicorn.Server | None,
+                     sockets: dict[int, list[socket.socket]] | None = None,
+                     on_ready: Callable[[], None] | None = None) -> None:
+    """The gateway and its sibling servers (simulator, admin API); they stop with it.
+    `sockets`: by id() of a server, the sockets it serves on instead of binding its own."""
+    sockets = sockets or {}
     others = [s for s in siblings if s is not None]
-    tasks = [asyncio.create_task(s.serve()) for s in others]
-    ready = asyncio.create_task(_announce_ready([gateway, *others]))
+    tasks = [asyncio.create_task(s.serve(sockets.get(id(s)))) for s in others]
+    ready = asyncio.create_task(_announce_ready([gateway, *others], on_ready or _print_ready))
     try:
-        await gateway.serve()
+        await gateway.serve(sockets.get(id(gateway)))
     finally:
         ready.cancel()
         for server in others:
@@ -234,13 +379,23 @@ async def _serve_all(gateway: uvicorn.Server, *siblings: uvicorn.Server | None) 
         await asyncio.gather(*tasks)
 
 
-async def _announce_ready(servers: list[uvicorn.Server]) -> None:
-    # uvicorn flips `started` once its sockets listen; scripts and tests wait for this line.
+async def _announce_ready(servers: list[uvicorn.Server], on_ready: Callable[[], None]) -> None:
+    if await _started(servers):
+        on_ready()
+
+
+async def _started(servers: list[uvicorn.Server]) -> bool:
+    """True once every server listens; False if one is told to stop first."""
+    # uvicorn flips `started` once its sockets listen; it offers nothing to await.
     while not all(s.started for s in servers):
         if any(s.should_exit for s in servers):
-            return
+            return False
         await asyncio.sleep(0.01)
-    print("tokenlane: ready", flush=True)
+    return True
+
+
+def _print_ready() -> None:
+    print("tokenlane: ready", flush=True)  # scripts and tests wait for this line
 
 
 @contextlib.contextmanager
@@ -255,14 +410,15 @@ def _runner() -> Iterator[asyncio.Runner]:
         yield runner
 
 
-def _banner(settings: Settings, source: str) -> None:
+def _banner(settings: Settings, source: str, workers: int = 1) -> None:
     s = settings.server
     url = f"http://{s.host}:{s.port}"
+    processes = f"   workers: {workers}" if workers > 1 else ""
     model = next(iter(settings.models))
     auth = (f"Authorization: Bearer ${s.auth.master_keys_env}" if s.auth.enabled
             else "no auth (demo)")
     print(f"""
-tokenlane gateway on {url}   config: {source}
+tokenlane gateway on {url}   config: {source}{processes}
   models: {', '.join(settings.models)}     auth: {auth}
   dashboard: {url}/dashboard   (live speed, TTFT, errors, cost and routing decisions)
   try it:

@@ -89,11 +89,12 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def draining_server(app: Any, **config: Any) -> DrainingServer:
+def draining_server(app: Any, *, server_class: type[DrainingServer] = DrainingServer,
+                    **config: Any) -> DrainingServer:
     """A server for the gateway `app` (from `create_app`), uvicorn `config` as given, with
     uvicorn's graceful timeout as the backstop behind the app's drain."""
     drain: Drain = app.state.drain
-    return DrainingServer(
+    return server_class(
         uvicorn.Config(app, timeout_graceful_shutdown=math.ceil(drain.timeout_s + BACKSTOP_S),
                        **config),
         drain)

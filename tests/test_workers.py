@@ -1,0 +1,208 @@
+"""`tokenlane serve --workers N` as an operator runs it: one port served by N processes, each
+response naming its worker (`x-tokenlane-worker`), SIGTERM draining every worker, a worker
+that dies replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tokenlane.sim import SimProviderSpec, Simulator
+from tokenlane.workers import workers_warning
+
+from .loopback import serve
+from .scripted import Scripted, chunk
+from .test_cli import free_port, wait_for_line
+
+ROOT = Path(__file__).resolve().parents[1]
+USER = [{"role": "user", "content": "hi"}]
+# Each try opens a new connection, which the kernel gives either worker at random (by hash):
+# every worker is seen long before this many (2 workers: a 2**-31 chance to miss one).
+TRIES = 32
+
+CONFIG = """\
+server: {{host: 127.0.0.1, port: {port}, auth: {{enabled: false}}}}
+providers:
+  quick: {{base_url: "{quick}"}}
+  held: {{base_url: "{held}"}}
+routing: {{probes: {{enabled: false}}}}
+models:
+  quick:
+    deployments: [{{provider: quick, model: q, price: {{input: 1, output: 1}}}}]
+  held:
+    deployments: [{{provider: held, model: h, price: {{input: 1, output: 1}}}}]
+"""
+
+
+def _held_answer(release: threading.Event) -> Callable[[], AsyncIterator[bytes]]:
+    """A stream whose first word comes at once and the rest when `release` is set."""
+
+    async def script() -> AsyncIterator[bytes]:
+        yield chunk({"role": "assistant", "content": ""})
+        yield chunk({"content": "one "})
+        await asyncio.to_thread(release.wait, 60)
+        yield chunk({"content": "two"})
+        yield chunk(finish="stop")
+        yield b"data: [DONE]\n\n"
+
+    return script
+
+
+@contextmanager
+def _workers(tmp_path: Path, count: int) -> Iterator[tuple[subprocess.Popen[str], str,
+                                                           threading.Event, list[str]]]:
+    """`tokenlane serve --workers count` in front of a simulated provider (`quick`) and an
+    upstream that holds its streams (`held`) until the yielded event is set."""
+    release = threading.Event()
+    simulator = Simulator([SimProviderSpec(name="quick", ttft_s=0, time_scale=0,
+                                           output_tokens=4)])
+    with serve(simulator.app) as sim_url, serve(Scripted(_held_answer(release)).app) as held:
+        port = free_port()
+        config = tmp_path / "gateway.yaml"
+        config.write_text(CONFIG.format(port=port, quick=Simulator.base_url(sim_url, "quick"),
+                                        held=f"{held}/v1"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tokenlane.cli", "serve", "--config", str(config),
+             "--workers", str(count)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            start = wait_for_line(proc, "tokenlane: ready", timeout=60)
+            yield proc, f"http://127.0.0.1:{port}/v1", release, start
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=10)
+
+
+def _client(base_url: str) -> openai.OpenAI:
+    # A client of its own for each try: a new connection, so the kernel picks a worker anew.
+    return openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
+
+
+def _worker_pid(headers: Any) -> int:
+    label = headers["x-tokenlane-worker"]  # "1/2; pid=4242"
+    return int(label.split("pid=")[1])
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _pids_serving(base_url: str, want: int, exclude: frozenset[int] = frozenset()) -> set[int]:
+    """The worker pids seen answering chat requests, until `want` of them outside `exclude`."""
+    seen: set[int] = set()
+    for _ in range(TRIES):
+        with _client(base_url) as client:
+            raw = client.chat.completions.with_raw_response.create(model="quick", messages=USER)
+        assert raw.parse().choices[0].message.content
+        seen.add(_worker_pid(raw.headers))
+        if len(seen - exclude) >= want:
+            break
+    return seen
+
+
+def test_two_workers_serve_one_port_and_sigterm_drains_both(tmp_path: Path) -> None:
+    with _workers(tmp_path, 2) as (proc, base_url, release, start):
+        warned = [line for line in start if "state.backend local" in line]
+        assert len(warned) == 1, start
+        assert "workers: 2" in "".join(start)  # the banner says how many
+        pids = _pids_serving(base_url, 2)
+        assert len(pids) == 2 and all(_parent_of(pid) == proc.pid for pid in pids), pids
+
+        # A stream in flight on each worker, its first word out, the rest held upstream.
+        streams: dict[int, list[Any]] = {}
+        for _ in range(TRIES):
+            client = _client(base_url)
+            raw = client.chat.completions.with_raw_response.create(
+                model="held", messages=USER, stream=True)
+            stream = iter(raw.parse())
+            words = [next(stream), next(stream)]  # the role chunk, "one "
+            streams.setdefault(_worker_pid(raw.headers), []).append((client, stream, words))
+            if len(streams) == 2:
+                break
+        assert set(streams) == pids
+
+        proc.send_signal(signal.SIGTERM)
+        for _ in pids:  # each worker has begun its shutdown, with its stream still open
+            wait_for_line(proc, "Shutting down")
+        release.set()
+        for opened in streams.values():
+            for client, stream, words in opened:
+                words.extend(stream)
+                client.close()
+                text = "".join(c.choices[0].delta.content or "" for c in words if c.choices)
+                assert text == "one two"  # finished, not cut by the shutdown
+                assert [c.choices[0].finish_reason for c in words if c.choices][-1] == "stop"
+        assert proc.wait(timeout=30) == 0
+        rest = proc.communicate(timeout=10)[0]
+    log = "".join(start) + rest
+    assert log.count("state.backend local") == 1, log
+    assert "Traceback" not in log, log
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
+    with _workers(tmp_path, 2) as (proc, base_url, _, _start):
+        first = _pids_serving(base_url, 2)
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        wait_for_line(proc, f"(pid {killed}) exited with code -9; starting a new one")
+        wait_for_line(proc, "Application startup complete", timeout=60)
+        now = _pids_serving(base_url, 1, exclude=frozenset(first))
+        replacement = now - first
+        assert len(replacement) == 1 and killed not in now, now
+        assert _parent_of(replacement.pop()) == proc.pid
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_a_port_already_taken_fails_before_any_worker_starts(tmp_path: Path) -> None:
+    upstream = f"http://127.0.0.1:{free_port()}/v1"  # never called: nothing starts
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "gateway.yaml"
+        config.write_text(CONFIG.format(port=port, quick=upstream, held=upstream))
+        done = subprocess.run(
+            [sys.executable, "-m", "tokenlane.cli", "serve", "--config", str(config),
+             "--workers", "2"], capture_output=True, text=True, cwd=ROOT, timeout=60,
+            check=False)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "tokenlane: ready" not in done.stdout
+
+
+@pytest.mark.parametrize(("backend", "workers", "warns"), [
+    ("local", 2, True), ("local", 1, False), ("redis", 4, False)])
+def test_the_warning_is_for_several_workers_on_local_state(backend: str, workers: int,
+                                                             warns: bool) -> None:
+    warning = workers_warning(backend, workers)
+    assert (warning is not None) == warns
+    if warning is not None:
+        assert f"up to {10 * workers} rpm" in warning and "state:" in warning
+
+
+def test_workers_must_be_a_positive_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from tokenlane.cli import main
+
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit) as exited:
+            main(["serve", "--workers", bad])
+        assert exited.value.code == 2
+        assert "--workers" in capsys.readouterr().err

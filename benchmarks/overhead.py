@@ -46,6 +46,8 @@ from loadgen import LoadResult, Target, run_load
 from overhead_report import TARGET_SLOW_RSS_MB, TARGETS, render, targets_check
 from profiling import summarize_folded
 from stack import MASTER_KEY, PYTHON, Stack, start_stack
+from workers import add_arguments as add_worker_arguments
+from workers import render_workers, run_workers
 
 # (name, stream, concurrency, upstream group). "fast" answers at once (every token in hand:
 # upstream reads carry many events); "pace" sends one token every 1/--paced-tps seconds, so each
@@ -364,6 +366,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="run the gateway from this source tree (PYTHONPATH), e.g. a patched "
                         "copy of src/ for an A/B measurement")
     p.add_argument("--out", type=Path, default=RESULTS)
+    add_worker_arguments(p)
     args = p.parse_args(argv)
     smoke = args.smoke
     args.rounds = args.rounds or (1 if smoke else 3)
@@ -391,6 +394,10 @@ async def amain(args: argparse.Namespace) -> int:
             slow = await run_slow_streams(stack, args)
         gateway_alive = stack.gateway.popen.poll() is None
         metrics = scrape_metrics(stack)
+        # A focused run (some scenarios, one gateway's A/B) leaves the workers part out.
+        focused = args.skip_workers or args.only or args.gateway_only or args.ab_src
+        workers = None if focused else await run_workers(
+            args, stack.upstream_url, Path(tmp), chat_body)
         data: dict[str, Any] = {
             "benchmark": "overhead",
             "machine": info,
@@ -404,11 +411,12 @@ async def amain(args: argparse.Namespace) -> int:
             "slow_streams": slow,
             "gateway_alive_at_end": gateway_alive,
             "gateway_metrics": metrics,
+            "workers": workers,
             "elapsed_s": time.monotonic() - started,
         }
         finish_machine_info(info)
         data["targets"] = targets_check(scenarios, slow)
-        markdown = render(data)
+        markdown = render(data) + "\n" + render_workers(workers)
         write_results("overhead", data, markdown, args.out)
         print("\n" + markdown)
         print(f"\nwrote {args.out / 'overhead.json'} and {args.out / 'overhead.md'} "

@@ -57,6 +57,17 @@ def test_overhead_benchmark_smoke(tmp_path: Path) -> None:
     assert {"completed", "errors", "gateway_peak_rss_mb", "passed"} <= set(slow)
     assert data["gateway_metrics"]["attempts_counted"] > 0  # metrics were on
     assert data["targets"]
+    workers = data["workers"]  # serve --workers 1 against --workers 2
+    assert workers["gateways_alive_at_end"]
+    for name in ("stream_c64", "nonstream_c64"):
+        scenario = workers["scaling"][name]
+        assert scenario["scaling_ratio"] is not None, name
+        for count in ("1", "2"):
+            assert scenario["workers"][count]["requests"] > 0, (name, count)
+        assert len(scenario["workers"]["2"]["worker_cpu_split"]) == 2  # two processes served
+    paced = workers["paced_streams"]
+    for target in ("direct", "workers_1", "workers_2"):
+        assert paced[target]["streams"] == 50 and "duration_p99_s" in paced[target], target
 
 
 def test_routing_benchmark_smoke(tmp_path: Path) -> None:

@@ -14,22 +14,42 @@ not in general. Measured:
   tokens/s from the `slow` upstream, straight to the upstream and through each gateway:
   first-token and duration p50/p99, so whether the gateway held the pace shows beside direct.
 
-`overhead.py` runs it after its own scenarios (`--skip-workers` leaves it out).
+`overhead.py` runs it after its own scenarios (`--skip-workers` leaves it out); on its own,
+with just the upstream beside it:
+
+    .venv/bin/python benchmarks/workers.py [--smoke]   # results/workers.json and workers.md
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
-from common import fmt, markdown_table, median, percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    RESULTS,
+    describe_machine,
+    finish_machine_info,
+    fmt,
+    machine_info,
+    markdown_table,
+    median,
+    percentile,
+    write_results,
+)
 from loadgen import Target, run_load
-from stack import MASTER_KEY, PYTHON, TICK, Proc, _free_port, gateway_config
+from stack import HERE, MASTER_KEY, PYTHON, TICK, Proc, _free_port, gateway_config
 
 __all__ = ["add_arguments", "render_workers", "run_workers"]
 
@@ -308,3 +328,65 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
+
+
+# --------------------------------------------------------------------------- on its own
+
+
+def _chat_body(model: str, stream: bool, tokens: int) -> bytes:
+    return orjson.dumps({"model": model, "max_tokens": tokens, "stream": stream,
+                         "messages": [{"role": "user", "content": "Why is the sky blue?"}]})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="tokenlane serve --workers 2 against one worker")
+    p.add_argument("--smoke", action="store_true", help="tiny counts")
+    p.add_argument("--tokens", type=int, default=50, help="output tokens per reply")
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--duration", type=float, help="seconds per measured run")
+    p.add_argument("--warmup", type=float)
+    p.add_argument("--slow-tps", type=float, default=20.0)
+    p.add_argument("--slow-ttft", type=float, default=0.05)
+    p.add_argument("--max-connections", type=int, default=None)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (1 if args.smoke else 3)
+    args.duration = args.duration or (0.3 if args.smoke else 2.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.2 if args.smoke else 1.0)
+    return args
+
+
+async def amain(args: argparse.Namespace) -> int:
+    info = machine_info()
+    print(describe_machine(info), flush=True)
+    cores = sorted(os.sched_getaffinity(0))
+    side = cores[-1] if len(cores) >= 2 else None
+    if side is not None:  # as in overhead.py: the load generator beside the upstream
+        os.sched_setaffinity(0, {side})
+    with tempfile.TemporaryDirectory(prefix="tokenlane-workers-") as tmp:
+        port = _free_port()
+        upstream = Proc("upstream", [
+            PYTHON, str(HERE / "fake_upstream.py"), "--port", str(port), "--tokens",
+            str(args.tokens), "--slow-tps", str(args.slow_tps), "--slow-ttft",
+            str(args.slow_ttft)], side, Path(tmp))
+        try:
+            upstream.wait_port(port)
+            started = time.monotonic()
+            data = await run_workers(args, f"http://127.0.0.1:{port}", Path(tmp), _chat_body)
+        finally:
+            upstream.stop()
+    finish_machine_info(info)
+    report = {"benchmark": "workers", "machine": info, "elapsed_s": time.monotonic() - started,
+              **data}
+    markdown = f"# tokenlane workers benchmark\n\n{describe_machine(info)}\n\n" + \
+        render_workers(data)
+    write_results("workers", report, markdown, args.out)
+    print("\n" + markdown)
+    return 0 if data["gateways_alive_at_end"] else 1
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    raise SystemExit(uvloop.run(amain(parse_args())))

@@ -204,12 +204,17 @@ def _serve_settings(path: str | None, host: str | None, port: int | None) -> tup
     return settings.model_copy(update={"server": server_settings}), source
 
 
-def _gateway_app(settings: Settings, source: str, catalog: Catalog) -> Any:
+def _use_log_format(settings: Settings) -> None:
     from .logformat import use_json_lines
-    from .server import create_app
 
     if settings.logging.format == "json":
         use_json_lines(logging.getLogger())  # the handler main()'s basicConfig installed
+
+
+def _gateway_app(settings: Settings, source: str, catalog: Catalog) -> Any:
+    from .server import create_app
+
+    _use_log_format(settings)
     return create_app(settings, source=source, catalog=catalog)
 
 
@@ -261,6 +266,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, source: str) ->
     settings = settings.model_copy(update={"server": settings.server.model_copy(
         update={"port": port})})
     plan = _WorkerPlan(args.config, host, port, admin_port, args.log_level)
+    _use_log_format(settings)  # the supervisor's own lines, like the workers'
     warning = workers_warning(_state_backend(settings), args.workers)
     if warning is not None:
         print(f"tokenlane: {warning}", file=sys.stderr, flush=True)

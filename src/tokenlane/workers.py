@@ -152,10 +152,6 @@ class Supervisor:
         self._on_ready: Callable[[], None] = lambda: None
         self._done: asyncio.Future[None] | None = None
 
-    @property
-    def pids(self) -> list[int]:
-        return [s.process.pid for s in self._slots.values() if s.process.pid is not None]
-
     async def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         """Start the workers, call `on_ready` once all of them serve, replace any that dies,
         and return once all have exited after a stop: 0 if each exited cleanly, else 1."""
@@ -171,7 +167,8 @@ class Supervisor:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-        clean = all(code == 0 for code in self._exit_codes.values())
+        # -SIGTERM: stopped while starting, before its handler was in place (nothing served).
+        clean = all(code in (0, -signal.SIGTERM) for code in self._exit_codes.values())
         return 0 if clean and not self._failed else 1
 
     def stop(self) -> None:

@@ -24,7 +24,7 @@ from tokenlane.workers import workers_warning
 
 from .loopback import serve
 from .scripted import Scripted, chunk
-from .test_cli import free_port, wait_for_line
+from .test_cli import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = [{"role": "user", "content": "hi"}]
@@ -60,9 +60,49 @@ def _held_answer(release: threading.Event) -> Callable[[], AsyncIterator[bytes]]
     return script
 
 
+class _Output:
+    """A process's output lines, read by a thread as they come: waiting on the pipe with
+    select() would miss lines an earlier readline() already pulled into Python's buffer."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.lines: list[str] = []
+        self._closed = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def wait_for(self, needle: str, count: int = 1, timeout: float = 60) -> None:
+        """Until `count` lines so far contain `needle` (bounded by `timeout`)."""
+        def seen() -> int:
+            return sum(needle in line for line in self.lines)
+
+        with self._changed:
+            self._changed.wait_for(lambda: seen() >= count or self._closed, timeout)
+            assert seen() >= count, f"{needle!r} x{count} not printed:\n{self.text()}"
+
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def close(self) -> str:
+        """All the output, once the process has closed its end."""
+        self._reader.join(timeout=30)
+        return self.text()
+
+
 @contextmanager
 def _workers(tmp_path: Path, count: int) -> Iterator[tuple[subprocess.Popen[str], str,
-                                                           threading.Event, list[str]]]:
+                                                           threading.Event, _Output]]:
     """`tokenlane serve --workers count` in front of a simulated provider (`quick`) and an
     upstream that holds its streams (`held`) until the yielded event is set."""
     release = threading.Event()
@@ -78,14 +118,16 @@ def _workers(tmp_path: Path, count: int) -> Iterator[tuple[subprocess.Popen[str]
              "--workers", str(count)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        output = _Output(proc)
         try:
-            start = wait_for_line(proc, "tokenlane: ready", timeout=60)
-            yield proc, f"http://127.0.0.1:{port}/v1", release, start
+            output.wait_for("tokenlane: ready")
+            yield proc, f"http://127.0.0.1:{port}/v1", release, output
         finally:
             release.set()
             if proc.poll() is None:
                 proc.kill()
-            proc.communicate(timeout=10)
+            proc.wait(timeout=10)
+            output.close()
 
 
 def _client(base_url: str) -> openai.OpenAI:
@@ -117,10 +159,10 @@ def _pids_serving(base_url: str, want: int, exclude: frozenset[int] = frozenset(
 
 
 def test_two_workers_serve_one_port_and_sigterm_drains_both(tmp_path: Path) -> None:
-    with _workers(tmp_path, 2) as (proc, base_url, release, start):
-        warned = [line for line in start if "state.backend local" in line]
-        assert len(warned) == 1, start
-        assert "workers: 2" in "".join(start)  # the banner says how many
+    with _workers(tmp_path, 2) as (proc, base_url, release, output):
+        started = output.text()
+        assert started.count("state.backend local") == 1, started
+        assert "workers: 2" in started  # the banner says how many
         pids = _pids_serving(base_url, 2)
         assert len(pids) == 2 and all(_parent_of(pid) == proc.pid for pid in pids), pids
 
@@ -138,8 +180,8 @@ def test_two_workers_serve_one_port_and_sigterm_drains_both(tmp_path: Path) -> N
         assert set(streams) == pids
 
         proc.send_signal(signal.SIGTERM)
-        for _ in pids:  # each worker has begun its shutdown, with its stream still open
-            wait_for_line(proc, "Shutting down")
+        # Each worker has begun its shutdown, with its stream still open.
+        output.wait_for("Shutting down", count=len(pids))
         release.set()
         for opened in streams.values():
             for client, stream, words in opened:
@@ -149,19 +191,19 @@ def test_two_workers_serve_one_port_and_sigterm_drains_both(tmp_path: Path) -> N
                 assert text == "one two"  # finished, not cut by the shutdown
                 assert [c.choices[0].finish_reason for c in words if c.choices][-1] == "stop"
         assert proc.wait(timeout=30) == 0
-        rest = proc.communicate(timeout=10)[0]
-    log = "".join(start) + rest
+        log = output.close()
     assert log.count("state.backend local") == 1, log
     assert "Traceback" not in log, log
 
 
 def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
-    with _workers(tmp_path, 2) as (proc, base_url, _, _start):
+    with _workers(tmp_path, 2) as (proc, base_url, _, output):
         first = _pids_serving(base_url, 2)
         killed = min(first)
         os.kill(killed, signal.SIGKILL)
-        wait_for_line(proc, f"(pid {killed}) exited with code -9; starting a new one")
-        wait_for_line(proc, "Application startup complete", timeout=60)
+        output.wait_for(f"(pid {killed}) exited with code -9; starting a new one")
+        # Two at the start, and the new worker's.
+        output.wait_for("Application startup complete", count=3)
         now = _pids_serving(base_url, 1, exclude=frozenset(first))
         replacement = now - first
         assert len(replacement) == 1 and killed not in now, now

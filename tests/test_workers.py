@@ -1,6 +1,6 @@
 """`tokenlane serve --workers N` as an operator runs it: one port served by N processes, each
 response naming its worker (`x-tokenlane-worker`), SIGTERM draining every worker, a worker
-that dies replaced."""
+that dies replaced, and workers on the Redis backend holding one budget between them."""
 
 from __future__ import annotations
 
@@ -18,11 +18,20 @@ from typing import Any
 
 import openai
 import pytest
+import yaml
 
+from tokenlane.clock import MonotonicClock
+from tokenlane.config import load_settings
+from tokenlane.keys import KeyService
+from tokenlane.keys.records import KeySpec
 from tokenlane.sim import SimProviderSpec, Simulator
 from tokenlane.workers import workers_warning
 
+from .harness import MASTER_KEY, SIM_KEY, gateway_config
+from .keys.support import HELLO, quick
+from .keys.test_budgets import RESERVATION
 from .loopback import serve
+from .redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
 from .scripted import Scripted, chunk
 from .test_cli import free_port
 
@@ -101,6 +110,26 @@ class _Output:
 
 
 @contextmanager
+def _serve_workers(config: Path, count: int, env: dict[str, str] | None = None
+                   ) -> Iterator[tuple[subprocess.Popen[str], _Output]]:
+    """`tokenlane serve --config config --workers count`, once it says it is ready."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenlane.cli", "serve", "--config", str(config),
+         "--workers", str(count)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    output = _Output(proc)
+    try:
+        output.wait_for("tokenlane: ready")
+        yield proc, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        output.close()
+
+
+@contextmanager
 def _workers(tmp_path: Path, count: int) -> Iterator[tuple[subprocess.Popen[str], str,
                                                            threading.Event, _Output]]:
     """`tokenlane serve --workers count` in front of a simulated provider (`quick`) and an
@@ -113,21 +142,11 @@ def _workers(tmp_path: Path, count: int) -> Iterator[tuple[subprocess.Popen[str]
         config = tmp_path / "gateway.yaml"
         config.write_text(CONFIG.format(port=port, quick=Simulator.base_url(sim_url, "quick"),
                                         held=f"{held}/v1"))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenlane.cli", "serve", "--config", str(config),
-             "--workers", str(count)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        output = _Output(proc)
         try:
-            output.wait_for("tokenlane: ready")
-            yield proc, f"http://127.0.0.1:{port}/v1", release, output
+            with _serve_workers(config, count) as (proc, output):
+                yield proc, f"http://127.0.0.1:{port}/v1", release, output
         finally:
             release.set()
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-            output.close()
 
 
 def _client(base_url: str) -> openai.OpenAI:
@@ -210,6 +229,59 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
         assert _parent_of(replacement.pop()) == proc.pid
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_workers_on_redis_hold_one_budget(redis_server: RedisServer,  # noqa: F811
+                                          tmp_path: Path) -> None:
+    # Room for three requests' reservations, not four (3 x COST + RESERVATION > budget):
+    # two workers each counting alone would admit three each.
+    budget = 3.5 * RESERVATION
+    simulator = Simulator([quick("a").model_copy(update={"api_key": SIM_KEY})])
+    env = {"TL_TEST_KEYS": MASTER_KEY, "SIM_KEY": SIM_KEY}
+    with serve(simulator.app) as sim_url:
+        port = free_port()
+        data = gateway_config(sim_url, {"m": ["a"]}, extra={
+            "server": {"host": "127.0.0.1", "port": port},
+            "keys": {"enabled": True, "data_dir": str(tmp_path / "data")},
+            "state": {"backend": "redis", "url": redis_server.url, "timeout_s": 5}})
+        config = tmp_path / "gateway.yaml"
+        config.write_text(yaml.safe_dump(data))
+        secret = asyncio.run(_stored_key(config, env, KeySpec(budget_usd={"total": budget})))
+        with _serve_workers(config, 2, env) as (proc, output):
+            assert "state.backend local" not in output.text()  # shared: nothing to warn of
+            codes: list[str] = []
+            pids: set[int] = set()
+            for _ in range(TRIES):  # until both workers have answered, 6 requests at least
+                with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=secret,
+                                   max_retries=0, timeout=30) as client:
+                    try:
+                        raw = client.chat.completions.with_raw_response.create(
+                            model="m", messages=HELLO, max_tokens=10)
+                        codes.append("ok")
+                        pids.add(_worker_pid(raw.headers))
+                    except openai.RateLimitError as exc:
+                        codes.append(exc.body["code"])
+                        pids.add(_worker_pid(exc.response.headers))
+                if len(pids) == 2 and len(codes) >= 6:
+                    break
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+    assert len(pids) == 2, pids
+    assert codes.count("ok") == 3 and set(codes) == {"ok", "budget_exceeded"}, codes
+    assert simulator.counters("a").requests == 3
+
+
+async def _stored_key(config: Path, env: dict[str, str], spec: KeySpec) -> str:
+    """A key put in the config's key store before the gateway starts (each worker reads the
+    keys at start-up), made by the keys service itself; its secret."""
+    settings = load_settings(config)
+    service = KeyService.open(settings.keys, settings.resolve(env), MonotonicClock())
+    service.start()
+    try:
+        _, secret = await service.create(spec)
+    finally:
+        await service.stop()
+    return secret
 
 
 def test_a_port_already_taken_fails_before_any_worker_starts(tmp_path: Path) -> None:

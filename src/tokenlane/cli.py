@@ -267,7 +267,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, source: str) ->
         update={"port": port})})
     plan = _WorkerPlan(args.config, host, port, admin_port, args.log_level)
     _use_log_format(settings)  # the supervisor's own lines, like the workers'
-    warning = workers_warning(_state_backend(settings), args.workers)
+    warning = workers_warning(settings.state.backend, args.workers)
     if warning is not None:
         print(f"tokenlane: {warning}", file=sys.stderr, flush=True)
     _banner(settings, source, workers=args.workers)
@@ -290,11 +290,6 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, source: str) ->
     finally:
         for sock in held:
             sock.close()
-
-
-def _state_backend(settings: Settings) -> str:
-    state = getattr(settings, "state", None)  # the state: section (shared state, Redis)
-    return "local" if state is None else str(state.backend)
 
 
 def _serve_worker(plan: _WorkerPlan, worker: Any) -> int:

@@ -38,3 +38,14 @@ def test_master_key_check() -> None:
     assert sessions.is_master_key("a") and sessions.is_master_key("b")
     assert not sessions.is_master_key("") and not sessions.is_master_key("ab")
     assert not DashboardSessions([]).valid("1.2")
+
+
+def test_a_virtual_keys_session_names_it_and_cannot_be_altered() -> None:
+    sessions = DashboardSessions(["k"])
+    cookie = sessions.issue("abc123")
+    assert sessions.holder(cookie) == "abc123" and not sessions.valid(cookie)
+    expires, _, mac = cookie.split(".")
+    for altered in (f"{expires}.{mac}", f"{expires}.other.{mac}", f"{expires}..{mac}",
+                    f"{expires}.abc123.{mac}.x"):
+        assert sessions.holder(altered) is None, altered
+    assert sessions.holder(sessions.issue()) == ""

@@ -27,7 +27,8 @@ def _run(capsys, gw, *argv: str) -> tuple[int, str, str]:
 
 def test_create_list_spend_rotate_revoke(gw, capsys) -> None:
     code, out, _ = _run(capsys, gw, "keys", "create", "--name", "search", "--model", "m",
-                        "--budget-day", "2", "--rpm", "30", "--meta", "team=search")
+                        "--budget-day", "2", "--rpm", "30", "--meta", "team=search",
+                        "--scope", "dashboard")
     assert code == 0 and "shown once" in out
     secret = out.split("store it now): ")[1].strip()
     key_id = secret.split("-")[1]
@@ -39,6 +40,7 @@ def test_create_list_spend_rotate_revoke(gw, capsys) -> None:
     shown = json.loads(out)
     assert shown["metadata"] == {"team": "search"} and shown["budget_usd"]["day"] == 2
     assert shown["rpm"] == 30 and shown["usage"]["spent_usd"]["day"] > 0
+    assert shown["scopes"] == ["dashboard"]
 
     code, out, _ = _run(capsys, gw, "spend", "--key-id", key_id, "--group-by", "model",
                         "--period", "day")

@@ -86,11 +86,15 @@ def _spec_options(parser: argparse.ArgumentParser) -> None:
                         help="refused from then on")
     parser.add_argument("--meta", action="append", default=[], metavar="NAME=VALUE",
                         help="metadata such as team=search (repeat)")
+    parser.add_argument("--scope", action="append", dest="scopes", choices=["dashboard"],
+                        help="what else the key may do: dashboard (see /dashboard, which "
+                             "shows every tenant's traffic)")
 
 
 def _spec(args: argparse.Namespace) -> dict[str, Any]:
     """The fields given on the command line, as the admin API takes them."""
-    spec: dict[str, Any] = {k: v for k in ("name", "models", "deployments", "rpm", "tpm")
+    spec: dict[str, Any] = {k: v for k in ("name", "models", "deployments", "rpm", "tpm",
+                                           "scopes")
                             if (v := getattr(args, k)) is not None}
     budgets = {p: v for p in ("day", "month", "total")
                if (v := getattr(args, f"budget_{p}")) is not None}

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..errors import InvalidRequest
 from ..routing.options import parse_options
 
-__all__ = ["PERIODS", "Budgets", "KeySpec", "MaxOptions", "Period", "VirtualKey"]
+__all__ = ["PERIODS", "Budgets", "KeySpec", "MaxOptions", "Period", "Scope", "VirtualKey"]
 
 Period = Literal["day", "month", "total"]
+Scope = Literal["dashboard"]
 PERIODS: tuple[Period, ...] = ("day", "month", "total")
 
 
@@ -60,6 +61,9 @@ class KeySpec(_Strict):
     tpm: int | None = Field(None, gt=0)
     expires_at: float | None = Field(None, gt=0, strict=False, description="Unix seconds")
     metadata: dict[str, str] = {}
+    # What the key may do besides calling models: `dashboard` lets it see /dashboard, which
+    # shows every tenant's traffic (so a tenant's key does not have it unless given).
+    scopes: list[Scope] = Field([], strict=False)
 
     @field_validator("default_options")
     @classmethod

@@ -122,7 +122,8 @@ def create_app(
 
     auth = Authenticator(settings.server.auth, env, source=source, keys=keys)
     dashboard = Dashboard(engine, traffic, auth_enabled=settings.server.auth.enabled,
-                          master_keys=settings.server.auth.master_keys(env, source=source))
+                          master_keys=settings.server.auth.master_keys(env, source=source),
+                          keys=keys)
     # Every client request's end, as the client saw it: client-facing metrics, decisions.
     gate: Any = RequestTap(keys.gate if keys is not None else OPEN_GATE, clock, catalog.models,
                            [metrics.served, dashboard.decisions.add])

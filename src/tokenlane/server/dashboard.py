@@ -7,8 +7,10 @@
                                     `Authorization: Bearer <master key>` for scripts
     GET  /dashboard/static/<file>   the page's assets, shipped in the package (uPlot included)
 
-Master keys only (a virtual key is a tenant, and the page shows every tenant's traffic). With
-auth off (the demo) the page is open, like every other endpoint.
+Master keys, and virtual keys given the `dashboard` scope (a virtual key is a tenant, and the
+page shows every tenant's traffic, so a key has it only when an admin says so). A scoped key's
+session ends when the key is revoked, expires or loses the scope. With auth off (the demo) the
+page is open, like every other endpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..errors import AuthenticationFailed, BodyTooLarge, UnsupportedMediaType, error_body
+from ..keys import KeyNotFound, KeyService
+from ..keys.records import VirtualKey
 from ..routing.engine import Engine
 from .dashboard_feed import build_feed
 from .dashboard_session import COOKIE, DashboardSessions
@@ -34,6 +38,8 @@ __all__ = ["DASHBOARD_PATH", "Dashboard", "dashboard_router"]
 
 DASHBOARD_PATH = "/dashboard"
 _LOGIN_BODY_LIMIT = 4096
+_SCOPE = "dashboard"
+_WHO = "a master key, or a virtual key with the dashboard scope"
 
 # name -> content type: only these files are served, whatever the URL says.
 _ASSETS = {
@@ -61,12 +67,14 @@ class Dashboard:
 
     def __init__(self, engine: Engine, traffic: TrafficWindow, *, auth_enabled: bool,
                  master_keys: Sequence[str], decisions: int = 50,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, keys: KeyService | None = None
+                 ) -> None:
         self.engine = engine
         self.traffic = traffic
         self.decisions = DecisionLog(decisions)
         self.sessions = DashboardSessions(master_keys, wall=wall)
         self.auth_enabled = auth_enabled
+        self._keys = keys  # virtual keys (None: keys off, master keys only)
         static = resources.files(__package__) / "static"
         self._assets = {name: (static / name).read_bytes() for name in _ASSETS}
         self._page = (static / "dashboard.html").read_bytes()
@@ -82,9 +90,29 @@ class Dashboard:
         if not self.auth_enabled:
             return True
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and self.sessions.is_master_key(token.strip()):
+        if scheme.lower() == "bearer" and self.viewer(token.strip()) is not None:
             return True
-        return self.sessions.valid(request.cookies.get(COOKIE))
+        holder = self.sessions.holder(request.cookies.get(COOKIE))
+        if holder is None or holder == "":
+            return holder == ""
+        # A virtual key's session lasts only while the key is live and keeps the scope.
+        try:
+            return self._keys is not None and _may_see(self._keys.get(holder), self._keys.now())
+        except KeyNotFound:
+            return False
+
+    def viewer(self, secret: str) -> str | None:
+        """Who `secret` lets see the dashboard: "" for a master key, a scoped virtual key's
+        id, or None."""
+        if self.sessions.is_master_key(secret):
+            return ""
+        if self._keys is None or not secret:
+            return None
+        try:
+            key = self._keys.authenticate(secret)
+        except AuthenticationFailed:  # revoked or expired
+            return None
+        return key.id if key is not None and _may_see(key, self._keys.now()) else None
 
     def login_page(self, status: int = 200, message: str = "") -> Response:
         # `message` is one of ours, never the client's input: no escaping needed.
@@ -119,7 +147,7 @@ async def dashboard_page(request: Request) -> Response:
 async def dashboard_data(request: Request) -> Response:
     dashboard = _dashboard(request)
     if not dashboard.signed_in(request):
-        raise AuthenticationFailed("Sign in at /dashboard, or send the master key as "
+        raise AuthenticationFailed(f"Sign in at /dashboard, or send {_WHO} as "
                                    "Authorization: Bearer YOUR_KEY.")
     return Response(orjson.dumps(dashboard.feed()), 200, {"cache-control": "no-store"},
                     media_type="application/json")
@@ -139,10 +167,13 @@ async def dashboard_login(request: Request) -> Response:
     key = parse_qs(body.decode("utf-8", "replace")).get("key", [""])[0].strip()
     if not dashboard.auth_enabled:
         return _redirect(DASHBOARD_PATH)
-    if not key or not dashboard.sessions.is_master_key(key):
-        return dashboard.login_page(401, "That is not a master key of this gateway.")
+    viewer = dashboard.viewer(key) if key else None
+    if viewer is None:
+        return dashboard.login_page(401, "That is not a master key of this gateway, nor a "
+                                         "virtual key with the dashboard scope.")
     response = _redirect(DASHBOARD_PATH)
-    response.set_cookie(COOKIE, dashboard.sessions.issue(), max_age=int(dashboard.sessions.ttl_s),
+    response.set_cookie(COOKIE, dashboard.sessions.issue(viewer),
+                        max_age=int(dashboard.sessions.ttl_s),
                         path=DASHBOARD_PATH, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https")
     return response
@@ -163,6 +194,10 @@ async def dashboard_asset(request: Request, name: str) -> Response:
                           "not_found")
         return Response(orjson.dumps(body), 404, media_type="application/json")
     return found
+
+
+def _may_see(key: VirtualKey, now: float) -> bool:
+    return key.revoked_at is None and not key.expired(now) and _SCOPE in key.spec.scopes
 
 
 def _redirect(location: str) -> Response:

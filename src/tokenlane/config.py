@@ -408,7 +408,7 @@ class TelemetrySettings(_Strict):
     exporter: Literal["otlp", "console", "none"] = "otlp"
     # The OTLP traces URL (e.g. http://collector:4318/v1/traces); null:
     # $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318.
-    endpoint: str | None = None
+    endpoint: Annotated[str, AfterValidator(_absolute_url)] | None = None
 
 
 def _sim_section(value: Any) -> Any:

@@ -9,6 +9,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from tokenlane.config import ConfigError, parse_settings
+
 BUILD = textwrap.dedent("""
     import sys
     from tokenlane.config import parse_settings
@@ -92,3 +96,11 @@ def test_check_names_the_missing_extra(tmp_path) -> None:
     (problem,) = done.stdout.splitlines()
     assert problem.startswith(f"{config}:6: telemetry.otel: true needs opentelemetry.sdk")
     assert problem.endswith("pip install 'tokenlane[otel]'")
+
+
+def test_the_endpoint_must_be_a_url() -> None:
+    data = {"models": {"m": {"deployments": [{"provider": "up", "model": "m"}]}},
+            "providers": {"up": {"base_url": "http://127.0.0.1:9/v1"}},
+            "telemetry": {"otel": True, "endpoint": "collector:4318/v1/traces"}}
+    with pytest.raises(ConfigError, match=r"telemetry\.endpoint: .* not an http:// or https://"):
+        parse_settings(data)

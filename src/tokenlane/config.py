@@ -318,9 +318,6 @@ class KeysSettings(_Strict):
     # The ledger is written off the request path, in batches: this often, or this many rows.
     flush_interval_s: float = Field(0.5, gt=0)
     flush_rows: int = Field(500, gt=0)
-    # One JSON line per request (the ledger row, the decision, the client) on the
-    # `tokenlane.requests` logger at INFO; never prompt or answer content.
-    request_log: bool = False
     # Serve /admin/ on this port of server.host (`tokenlane serve`) instead of the API's
     # port, e.g. to firewall it apart; unset: on the API's port.
     admin_port: int | None = Field(None, ge=1, le=65535)
@@ -335,8 +332,11 @@ class LoggingSettings(_Strict):
     format: Literal["json", "text"] = "text"  # json: one JSON object per line, for collectors
     # One line per HTTP request on every route, on the `tokenlane.access` logger at INFO.
     access: bool = True
-    # The request log's lines (keys.request_log) also carry the prompt and the answer text: off, since prompts
-    # may hold what the callers would not want on disk.
+    # The request log: one line per model request (its ledger fields, the decision, the
+    # client) on the `tokenlane.requests` logger at INFO, with or without virtual keys.
+    requests: bool = False
+    # The request log's lines also carry the prompt and the answer text, streamed or not:
+    # off, since prompts may hold what the callers would not want on disk.
     content: bool = False
 
 

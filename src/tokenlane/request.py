@@ -34,6 +34,9 @@ class ChatRequest:
     probe: bool = False  # the gateway's own re-measurement (routing.probes), not a client's
     # OpenRouter's `models`: public models to fall back to, in order, when `model` fails.
     fallback_models: tuple[str, ...] = ()
+    # logging.content: a stream keeps its text for the request log (never accumulated when
+    # content logging is off: the relay stays a pass-through).
+    keep_text: bool = False
 
 
 def parse_chat_request(raw: bytes, options_header: str | None = None) -> ChatRequest:

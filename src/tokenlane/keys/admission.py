@@ -16,13 +16,10 @@ an attempt belongs to (tasks a request starts, such as a hedge, inherit it).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from typing import Any
-
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelNotFound, TokenlaneError
 from ..pricing import Tokens, cost_of, tokens_of
@@ -35,11 +32,12 @@ from ..types import Catalog, Deployment, ModelRoute
 from .records import VirtualKey
 from .store import Admission, LedgerRow, Limiter
 
+if TYPE_CHECKING:  # request_log imports this room's records
+    from ..request_log import RequestLog
+
 __all__ = ["NO_TICKET", "OPEN_GATE", "Gate", "OpenGate", "Ticket", "request_id_of"]
 
 Served = ChatStream | Completion | None
-
-request_log = logging.getLogger("tokenlane.requests")
 
 # The request an attempt belongs to, for the engine's observation callback (which knows only
 # the attempt). Set by `admit` in the handler's task, reset by `settle`.
@@ -102,14 +100,19 @@ OPEN_GATE = OpenGate()
 
 
 class Gate:
-    def __init__(self, catalog: Catalog, limiter: Limiter, record: Callable[[LedgerRow], None],
-                 *, reserve_output_tokens: int, wall: Callable[[], float] = time.time,
-                 request_log: bool = False, log_content: bool = False) -> None:
+    """Admission and settlement. With keys on it has a `limiter` and a ledger (`record`);
+    without, it only accounts each request for the request log."""
+
+    def __init__(self, catalog: Catalog, limiter: Limiter | None = None,
+                 record: Callable[[LedgerRow], None] | None = None, *,
+                 reserve_output_tokens: int = 4096, wall: Callable[[], float] = time.time,
+                 request_log: RequestLog | None = None) -> None:
         self._catalog = catalog
-        self._log_content = log_content  # logging.content: prompts and answers in the log
         self._limiter = limiter
         self._record = record  # queues a ledger row (LedgerWriter.add)
         self._request_log = request_log
+        # logging.content: streams keep their text for the log line
+        self._keep_text = request_log is not None and request_log.content
         self._reserve_output = reserve_output_tokens
         self._wall = wall
         self._deployments: dict[str, Deployment] = {
@@ -126,7 +129,9 @@ class Gate:
         """Raise ModelNotFound (a model or deployment the key may not use), BudgetExceeded or
         RateLimitExceeded; otherwise the request's options are the key's and it is admitted.
         Master-key requests (`key` None) are admitted as they are, and ledgered."""
-        if key is None:
+        if self._keep_text:
+            chat.keep_text = True
+        if key is None or self._limiter is None:
             return Ticket(self, None, chat, request_id, surface, None)
         route = self._route_for(key, chat.model)
         allowed = _allowed(key, route, chat.options)
@@ -153,7 +158,7 @@ class Gate:
             tokens = tokens_of(_usage_of(served), winner.prompt_tokens, winner.output_tokens)
             cost += self._cost(winner.deployment, tokens)
             billed = _plus(billed, tokens)
-        if ticket.admission is not None:
+        if ticket.admission is not None and self._limiter is not None:
             self._limiter.settle(ticket.admission, cost, billed.total)
         last = winner or (ticket.observations[-1] if ticket.observations else None)
         row = LedgerRow(
@@ -165,11 +170,10 @@ class Gate:
             decode_tps=winner.decode_tps if winner else None,
             outcome=_outcome(winner, last, error), attempts=len(ticket.observations),
             at=self._wall(), surface=ticket.surface, stream=ticket.chat.stream)
-        self._record(row)
-        if self._request_log and request_log.isEnabledFor(logging.INFO):
-            fields = log_fields(row, ticket.key, served,
-                                ticket.chat if self._log_content else None)
-            request_log.info("%s", orjson.dumps(fields).decode(), extra={"fields": fields})
+        if self._record is not None:
+            self._record(row)
+        if self._request_log is not None:
+            self._request_log.write(row, ticket.key, served, ticket.chat)
 
     def _route_for(self, key: VirtualKey, model: str) -> ModelRoute:
         models = key.spec.models
@@ -181,43 +185,6 @@ class Gate:
     def _cost(self, deployment: str, tokens: Tokens) -> float:
         found = self._deployments.get(deployment)
         return cost_of(tokens, found.price) if found is not None else 0.0
-
-
-def log_fields(row: LedgerRow, key: VirtualKey | None, served: Served,
-               content: ChatRequest | None = None) -> dict[str, Any]:
-    """The request log's fields: the ledger row, who asked (never the secret), and why that
-    deployment; with `content` (logging.content) the prompt it sent and the answer's text."""
-    line = row.to_dict()
-    line["client"] = "master" if key is None else {
-        "key_id": key.id, "name": key.spec.name, "metadata": key.spec.metadata}
-    decision = served.decision if served is not None else None
-    line["decision"] = decision.header() if decision is not None else None
-    if content is not None:
-        body = content.body
-        line["prompt"] = {k: body[k] for k in _PROMPT_FIELDS if k in body}
-        line["answer"] = _answer_text(served)
-    return line
-
-
-# Where each surface's body carries its prompt (chat and the surfaces translated onto it,
-# completions, embeddings).
-_PROMPT_FIELDS = ("messages", "prompt", "input")
-
-
-def _answer_text(served: Served) -> list[str | None] | None:
-    """Each choice's text from a finished answer's body; None for a stream, whose text was
-    sent on as it came and not kept."""
-    body = getattr(served, "body", None)
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not isinstance(choices, list):
-        return None
-    texts: list[str | None] = []
-    for choice in choices:
-        message = choice.get("message") if isinstance(choice, dict) else None
-        text = message.get("content") if isinstance(message, dict) else None
-        texts.append(text if isinstance(text, str) else
-                     (choice.get("text") if isinstance(choice, dict) else None))
-    return texts
 
 
 def request_id_of(scope: Any) -> str:

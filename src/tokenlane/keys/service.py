@@ -29,6 +29,7 @@ from .sqlite import SqliteStore
 from .store import KeyStore, LedgerRow, Limiter, SpendQuery
 
 if TYPE_CHECKING:
+    from ..request_log import RequestLog  # it imports this room's records
     from ..state.redis_conn import RedisConnection
     from .redis_limiter import LimitsHealth
 
@@ -44,7 +45,7 @@ class KeyNotFound(TokenlaneError):
 class KeyService:
     def __init__(self, store: KeyStore, limiter: Limiter, catalog: Catalog,
                  settings: KeysSettings, *, wall: Callable[[], float] = time.time,
-                 log_content: bool = False) -> None:
+                 request_log: RequestLog | None = None) -> None:
         self._store = store
         self._limiter = limiter
         self._catalog = catalog
@@ -54,7 +55,7 @@ class KeyService:
                                    max_rows=settings.flush_rows)
         self.gate = Gate(catalog, limiter, self.ledger.add,
                          reserve_output_tokens=settings.reserve_output_tokens, wall=wall,
-                         request_log=settings.request_log, log_content=log_content)
+                         request_log=request_log)
         self._keys = {k.id: k for k in store.load_keys()}
         now = wall()
         spent = {p: store.spent_by_key(period_start(p, now)) for p in PERIODS}
@@ -66,18 +67,18 @@ class KeyService:
 
     @classmethod
     def open(cls, settings: KeysSettings, catalog: Catalog, clock: Clock, *,
-             wall: Callable[[], float] = time.time, log_content: bool = False,
+             wall: Callable[[], float] = time.time, request_log: RequestLog | None = None,
              redis: RedisConnection | None = None) -> KeyService:
         """The configured store (SQLite in `settings.data_dir`); limits in-process, or shared
         by every replica through `redis` (the `state:` backend)."""
         if redis is None:
             return cls(SqliteStore(settings.db_path()), LocalLimiter(clock, wall), catalog,
-                       settings, wall=wall, log_content=log_content)
+                       settings, wall=wall, request_log=request_log)
         from .redis_limiter import RedisLimiter  # redis-py: only with the redis backend
 
         limiter = RedisLimiter(redis, clock=clock, wall=wall)
         service = cls(SqliteStore(settings.db_path()), limiter, catalog, settings, wall=wall,
-                      log_content=log_content)
+                      request_log=request_log)
         service.shared_limits = limiter.health
         return service
 

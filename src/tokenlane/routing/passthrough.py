@@ -362,10 +362,15 @@ class TextStream:
         self.deployment = meter.deployment
         self.decision = run.decision
         self.observation: Observation | None = None
+        # What the client was sent, assembled (only when the request log keeps content).
+        self.kept = TextCompletionAssembler() if run.request.keep_text else None
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         model = self._run.request.model
+        kept = self.kept
         for chunk in self._head:
+            if kept is not None:
+                kept.add(chunk)
             yield {**chunk, "model": model}
         self._head = []
         loop = asyncio.get_running_loop()
@@ -380,6 +385,8 @@ class TextStream:
                 except TimeoutError:
                     raise UpstreamTimeout("the stream stalled") from None
                 self._meter.see(chunk)
+                if kept is not None:
+                    kept.add(chunk)
                 yield {**chunk, "model": model}
         except UpstreamError as exc:
             outcome = "stall" if isinstance(exc, UpstreamTimeout) else exc.outcome

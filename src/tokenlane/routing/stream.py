@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..assemble import has_token
+from ..assemble import CompletionAssembler, has_token
 from ..clock import Clock
 from ..errors import TokenlaneError
 from ..pricing import cost_of, tokens_of
@@ -198,6 +198,8 @@ class ChatStream:
         self._deadline = deadline  # event-loop time
         self._id: str | None = None
         self._created: int | None = None
+        # What the client was sent, assembled (only when the request log keeps content).
+        self.kept = CompletionAssembler() if request.keep_text else None
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         async for batch in self.batches():
@@ -250,6 +252,9 @@ class ChatStream:
                 see(chunk)
             if (shown := present(chunk)) is not None:
                 out.append(shown)
+        if self.kept is not None:
+            for chunk in out:
+                self.kept.add(chunk)
         return out
 
     def _stall_error(self) -> UpstreamError:

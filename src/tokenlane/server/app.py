@@ -19,9 +19,10 @@ from starlette.types import Receive, Scope, Send
 from ..clock import Clock, MonotonicClock
 from ..config import Settings
 from ..errors import TokenlaneError, error_body
-from ..keys import OPEN_GATE, KeyService
+from ..keys import OPEN_GATE, Gate, KeyService
 from ..metrics import Metrics
 from ..providers.pool_waits import pool_waits_of
+from ..request_log import RequestLog
 from ..routing.build import build_engine, build_prober
 from ..routing.passthrough import Passthrough
 from ..state.redis_conn import RedisConnection
@@ -70,14 +71,21 @@ def create_app(
     clock = clock or MonotonicClock()
     redis = (RedisConnection(settings.state, clock, env, source=source)
              if settings.state.backend == "redis" else None)
-    keys = (KeyService.open(settings.keys, catalog, clock, log_content=settings.logging.content,
+    request_log = (RequestLog(content=settings.logging.content,
+                              auth_enabled=settings.server.auth.enabled)
+                   if settings.logging.requests else None)
+    keys = (KeyService.open(settings.keys, catalog, clock, request_log=request_log,
                             redis=redis, wall=wall or time.time)
             if settings.keys.enabled else None)
     if keys is not None and keys.shared_limits is not None:
         metrics.watch_shared_limits(keys.shared_limits)
+    # Keys off: requests are still accounted for the request log (no limits, no ledger).
+    admission = (keys.gate if keys is not None else
+                 Gate(catalog, request_log=request_log) if request_log is not None else OPEN_GATE)
     traffic = TrafficWindow(deployment_ids)  # the dashboard's last 15 minutes
     shared = SharedState(redis, deployment_ids) if redis is not None else None
-    observers = [metrics.observe, traffic.observe, *([keys.gate.observe] if keys else []),
+    observers = [metrics.observe, traffic.observe,
+                 *([admission.observe] if isinstance(admission, Gate) else []),
                  *([shared.observe] if shared else [])]
     telemetry = build_telemetry(settings.telemetry, tracer_provider=tracer_provider,
                                 source=source)  # None: tracing off
@@ -125,7 +133,7 @@ def create_app(
                           master_keys=settings.server.auth.master_keys(env, source=source),
                           keys=keys)
     # Every client request's end, as the client saw it: client-facing metrics, decisions.
-    gate: Any = RequestTap(keys.gate if keys is not None else OPEN_GATE, clock, catalog.models,
+    gate: Any = RequestTap(admission, clock, catalog.models,
                            [metrics.served, dashboard.decisions.add])
     if telemetry is not None:
         gate = telemetry.traced_gate(gate)

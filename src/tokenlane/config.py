@@ -313,7 +313,8 @@ class KeysSettings(_Strict):
     store: Literal["sqlite"] = "sqlite"
     data_dir: str = "tokenlane-data"  # relative: from the working directory
     path: str = "keys.sqlite3"  # the SQLite file, inside data_dir unless absolute
-    # The most a request may produce when it sets no max_tokens: its budget reservation.
+    # The most a request may produce when it sets no max_tokens: its budget reservation, and
+    # (for a key with a budget) the max_tokens it is sent with, so it cannot spend past it.
     reserve_output_tokens: int = Field(4096, gt=0)
     # The ledger is written off the request path, in batches: this often, or this many rows.
     flush_interval_s: float = Field(0.5, gt=0)

@@ -78,7 +78,9 @@ def chat_request_from_body(body: dict[str, Any], options_header: str | None = No
     stream_options = body.get("stream_options")
     include_usage = bool(
         stream and isinstance(stream_options, dict) and stream_options.get("include_usage"))
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    limit = body.get("max_completion_tokens")
+    if limit is None:  # absent or null: the older name may still say it
+        limit = body.get("max_tokens")
     model, sort = split_model_suffix(model)
     return ChatRequest(
         body=body,

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import openai
 
+from tokenlane.keys.reservation import prompt_bound
 from tokenlane.sim import SimProviderSpec
 
 from ..harness import MASTER_KEY, Stack, stack
@@ -61,6 +62,14 @@ def as_key_async(s: Stack, secret: str) -> openai.AsyncOpenAI:
 
 
 HELLO = [{"role": "user", "content": "Say something short."}]
+
+
+def reservation(messages: Sequence[Mapping[str, Any]], output_tokens: int,
+                price: tuple[float, float] = (1.0, 2.0)) -> float:
+    """USD a budget reserves for a chat request of `messages` that may produce
+    `output_tokens`, at `price` ($ per million input, output; the harness's first)."""
+    prompt = prompt_bound({"messages": list(messages)})
+    return (prompt * price[0] + output_tokens * price[1]) / 1e6
 
 
 def requests(s: Stack, **params: Any) -> list[dict[str, Any]]:

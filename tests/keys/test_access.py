@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from ..harness import MASTER_KEY
-from .support import HELLO, admin, as_key, create_key, keyed_stack, quick
+from .support import HELLO, admin, as_key, create_key, keyed_stack, quick, reservation
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,8 @@ def test_an_expired_key_is_refused(gw) -> None:
 
 
 def test_each_choice_is_reserved(gw) -> None:
-    # Provider a: $1/$2 per million. One choice of 10 tokens reserves $29e-6; n=3: $69e-6.
-    _, secret = create_key(gw, budget_usd={"total": 50e-6})
+    # Between what one choice of 10 tokens reserves and what three do.
+    _, secret = create_key(gw, budget_usd={"total": reservation(HELLO, 20)})
     client = as_key(gw, secret)
     with pytest.raises(openai.RateLimitError) as err:
         client.chat.completions.create(model="m", messages=HELLO, max_tokens=10, n=3)

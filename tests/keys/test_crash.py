@@ -56,10 +56,11 @@ def test_kill_9_mid_traffic_leaves_a_consistent_ledger(tmp_path: Path) -> None:
     admin = {"authorization": f"Bearer {MASTER}"}
     proc = _serve(config)
     try:
-        assert httpx.get(f"{url}/admin/keys", headers=admin).status_code == 404
+        assert httpx.get(f"{url}/admin/keys", headers=admin, timeout=60).status_code == 404
         key = httpx.post(f"{admin_url}/admin/keys", json={"budget_usd": {"total": 1}},
-                         headers=admin).json()
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=key["secret"], max_retries=0)
+                         headers=admin, timeout=60).json()
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=key["secret"], max_retries=0,
+                               timeout=60)
         answered = []
         stop = threading.Event()
 
@@ -76,10 +77,10 @@ def test_kill_9_mid_traffic_leaves_a_consistent_ledger(tmp_path: Path) -> None:
         for w in workers:
             w.start()
         for _ in range(40):  # bounded: at least 40 answers before the spend query
-            httpx.post(f"{url}/v1/chat/completions", headers=admin, json={
+            httpx.post(f"{url}/v1/chat/completions", headers=admin, timeout=60, json={
                 "model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
         committed = httpx.get(f"{admin_url}/admin/spend",
-                              headers=admin).json()["total"]["requests"]
+                              headers=admin, timeout=60).json()["total"]["requests"]
         os.kill(proc.pid, signal.SIGKILL)  # mid-traffic: requests in flight, rows queued
         proc.wait(timeout=10)
         stop.set()
@@ -103,10 +104,12 @@ def test_kill_9_mid_traffic_leaves_a_consistent_ledger(tmp_path: Path) -> None:
 
     proc = _serve(config)
     try:
-        shown = httpx.get(f"{admin_url}/admin/keys/{key['id']}", headers=admin).json()
-        total = httpx.get(f"{admin_url}/admin/spend", headers=admin,
+        shown = httpx.get(f"{admin_url}/admin/keys/{key['id']}", headers=admin,
+                          timeout=60).json()
+        total = httpx.get(f"{admin_url}/admin/spend", headers=admin, timeout=60,
                           params={"key_id": key["id"]}).json()["total"]
-        again = openai.OpenAI(base_url=f"{url}/v1", api_key=key["secret"], max_retries=0)
+        again = openai.OpenAI(base_url=f"{url}/v1", api_key=key["secret"], max_retries=0,
+                              timeout=60)
         assert again.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=10).choices
     finally:

@@ -10,7 +10,17 @@ import openai
 import pytest
 
 from ..harness import MASTER_KEY
-from .support import HELLO, admin, as_key, create_key, keyed_stack, quick, requests, spend
+from .support import (
+    HELLO,
+    admin,
+    as_key,
+    create_key,
+    keyed_stack,
+    quick,
+    requests,
+    reservation,
+    spend,
+)
 
 # $ per million: input 2, output 8, cached input 0.5.
 PRICE = (2.0, 8.0, 0.5)
@@ -67,7 +77,8 @@ def test_failed_attempts_are_ledgered_without_a_charge(tmp_path) -> None:
 def test_ledger_and_keys_survive_a_restart(tmp_path) -> None:
     data = str(tmp_path)
     with keyed_stack([quick("a")], {"m": ["a"]}, data) as s:
-        key_id, secret = create_key(s, budget_usd={"total": 2.5 * 28e-6})
+        # Two requests' cost and a third's reservation, not a third's cost too.
+        key_id, secret = create_key(s, budget_usd={"total": reservation(HELLO, 10) + 1.5 * 28e-6})
         for _ in range(2):
             as_key(s, secret).chat.completions.create(model="m", messages=HELLO, max_tokens=10)
         # No spend query before the restart: these rows are flushed by the shutdown.

@@ -6,8 +6,9 @@
 
 Admission checks the key's models and deployments, applies its default routing options and
 caps (`max_attempts`, `deadline_s`, `hedge`: a request cannot raise them), and takes a
-reservation from its budgets and rate limits: the most the request can cost, from its prompt
-estimate and output limit at the dearest deployment it may use. Settlement prices every
+reservation from its budgets and rate limits: the most the request can cost, from an upper
+bound of its prompt and its output limit at the dearest deployment it may use
+(`reservation.py`). Settlement prices every
 billed attempt from the provider's usage (`pricing.py`), gives the limits the real numbers,
 and queues one ledger row. The attempts of a request (fallbacks, hedges, restarts) reach the
 ticket through the engine's `on_observation` callback; a context variable says which request
@@ -30,6 +31,7 @@ from ..routing.stream import ChatStream
 from ..stats.observation import Observation
 from ..types import Catalog, Deployment, ModelRoute
 from .records import VirtualKey
+from .reservation import hold_to, output_bound, prompt_bound
 from .store import Admission, LedgerRow, Limiter
 
 if TYPE_CHECKING:  # request_log imports this room's records
@@ -138,9 +140,19 @@ class Gate:
         if not allowed:
             raise _no_access(chat.model)
         chat.options = _key_options(key, chat.options, route, allowed)
-        output = (chat.max_output_tokens or self._reserve_output) * _choices(chat)
-        cost = max(d.price.cost(chat.prompt_tokens, output) for d in allowed)
-        admission = await self._limiter.admit(key, cost, chat.prompt_tokens + output)
+        budgeted = bool(key.spec.budget_usd.limits())
+        limit = chat.max_output_tokens
+        if limit is None:
+            limit = self._reserve_output
+            if budgeted:  # the reservation bounds the cost only if it bounds the answer
+                hold_to(chat, limit)
+        n = _choices(chat)
+        cost = 0.0
+        if budgeted:
+            prompt = prompt_bound(chat.body)
+            cost = max(d.price.cost(prompt, output_bound(limit, d) * n) for d in allowed)
+        # Token buckets meter the typical count, as OpenAI's do; usage settles them.
+        admission = await self._limiter.admit(key, cost, chat.prompt_tokens + limit * n)
         return Ticket(self, key, chat, request_id, surface, admission)
 
     def settle(self, ticket: Ticket, served: Served, error: BaseException | None) -> None:

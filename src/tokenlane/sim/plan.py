@@ -85,7 +85,7 @@ def _plan(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
         tool_call = ToolCall(name=function["name"], arguments="".join(pieces))
         finish_reason = "length" if n - 1 < len(fragments) else "tool_calls"
 
-    prompt_tokens = estimate_prompt_tokens(body)
+    prompt_tokens = estimate_prompt_tokens(body, spec.prompt_chars_per_token)
     stream = body.get("stream") is True
     options = body.get("stream_options")
     delays = _delays(spec, prompt_tokens, n, rng)

@@ -72,4 +72,4 @@ def _admitted_tokens(spec: SimProviderSpec, body: Any) -> int:
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     if not isinstance(limit, int) or isinstance(limit, bool):
         limit = spec.output_tokens
-    return estimate_prompt_tokens(body) + limit
+    return estimate_prompt_tokens(body, spec.prompt_chars_per_token) + limit

@@ -41,6 +41,9 @@ class SimProviderSpec(BaseModel):
     # Relative spread: each delay is multiplied by a uniform draw in [1 - jitter, 1 + jitter].
     jitter: float = Field(default=0.0, ge=0, lt=1)
     output_tokens: int = Field(default=64, ge=1)
+    # How the provider counts a prompt: 4 characters a token is English prose; code, JSON
+    # and most other scripts come nearer 1 (for testing what relies on a prompt estimate).
+    prompt_chars_per_token: float = Field(default=4.0, gt=0)
     error_rate: float = Field(default=0.0, ge=0, le=1)
     rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
     # Sent as given in `Retry-After`: it is advice to the client, not a delay the sim performs,

@@ -6,6 +6,7 @@ one generated word is one token is one streamed content chunk.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,8 +30,10 @@ ARGUMENT_FRAGMENT_CHARS = 4
 _MAX_SCHEMA_DEPTH = 8
 
 
-def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
-    """Prompt size of a chat request: ceil(chars / 4) + 3 per message, tools included.
+def estimate_prompt_tokens(body: Mapping[str, Any], chars_per_token: float = _CHARS_PER_TOKEN
+                           ) -> int:
+    """Prompt size of a chat request: ceil(chars / chars_per_token) + 3 per message, tools
+    included.
 
     Counts message text (plain strings or lists of text parts), earlier tool calls and the
     `tools` definitions, which real providers also bill as prompt tokens.
@@ -49,7 +52,7 @@ def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
     tools = body.get("tools")
     if tools:
         chars += len(orjson.dumps(tools))
-    return -(-chars // _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(messages)
+    return math.ceil(chars / chars_per_token) + _TOKENS_PER_MESSAGE * len(messages)
 
 
 def _content_chars(content: Any) -> int:

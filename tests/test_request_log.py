@@ -21,7 +21,7 @@ from tokenlane.server import create_app
 from tokenlane.sim import Simulator
 
 from .harness import MASTER_KEY, SIM_KEY, Stack, gateway_config, stack
-from .keys.support import as_key, create_key, keyed_stack, quick
+from .keys.support import as_key, create_key, keyed_stack, quick, requests
 from .loopback import serve
 
 WORDS = "the-words-of-the-prompt"
@@ -138,7 +138,20 @@ def test_with_keys_a_line_names_the_key_never_its_secret(tmp_path, caplog) -> No
         key_id, secret = create_key(s, name="search", metadata={"team": "search"})
         as_key(s, secret).chat.completions.create(model="m", messages=PROMPT)
         list(s.openai().chat.completions.create(model="m", messages=PROMPT, stream=True))
-    keyed, by_master = _lines(caplog)
+        # Refused at admission: nothing spent (no ledger row), still a line each.
+        broke_id, broke = create_key(s, models=["m"], budget_usd={"total": 0})
+        with pytest.raises(openai.RateLimitError):
+            as_key(s, broke).chat.completions.create(model="m", messages=PROMPT)
+        with pytest.raises(openai.NotFoundError):
+            as_key(s, broke).chat.completions.create(model="other", messages=PROMPT)
+        ledger = requests(s, key_id=broke_id)
+    keyed, by_master, over_budget, not_allowed = _lines(caplog)
+    assert ledger == []
+    assert (over_budget["outcome"], not_allowed["outcome"]) == (
+        "budget_exceeded", "model_not_found")
+    for line in (over_budget, not_allowed):
+        assert line["key_id"] == broke_id and line["client"]["key_id"] == broke_id
+        assert line["attempts"] == 0 and line["cost"] == 0 and line["deployment"] is None
     assert keyed["client"] == {"key_id": key_id, "name": "search", "metadata": {"team": "search"}}
     assert keyed["key_id"] == key_id
     assert by_master["client"] == "master" and by_master["stream"] is True

@@ -5,6 +5,9 @@ written anywhere."""
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
+from collections import Counter
 
 import openai
 import pytest
@@ -97,7 +100,9 @@ def test_ledger_and_keys_survive_a_restart(tmp_path) -> None:
 
 def test_secrets_never_appear_in_logs_metrics_errors_or_the_ledger(tmp_path, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    with keyed_stack([quick("a")], {"m": ["a"]}, str(tmp_path)) as s:
+    # Every log there is: the access log, and the request log with its content.
+    with keyed_stack([quick("a")], {"m": ["a"]}, str(tmp_path),
+                     extra={"logging": {"requests": True, "content": True}}) as s:
         key_id, first = create_key(s, rpm=2)
         client = as_key(s, first)
         client.chat.completions.create(model="m", messages=HELLO)
@@ -142,3 +147,40 @@ def test_a_client_that_leaves_mid_stream_pays_for_what_was_generated(tmp_path) -
     assert row["outcome"] == "cancelled" and row["deployment"] == "slow/slow-m"
     assert 1 <= row["completion_tokens"] < 200 and row["cost"] > 0
     assert usage["reserved_usd"] == 0 and usage["spent_usd"]["day"] == pytest.approx(row["cost"])
+
+
+def test_spend_groups_and_filters_add_up_the_rows(tmp_path) -> None:
+    with keyed_stack([quick("a"), quick("b")], {"m": ["a"], "n": ["b"]}, str(tmp_path)) as s:
+        _, one = create_key(s)
+        second, other = create_key(s)
+        for secret, model in ((one, "m"), (one, "n"), (other, "m"), (other, "m")):
+            as_key(s, secret).chat.completions.create(model=model, messages=HELLO)
+        rows = requests(s)
+        grouped = {g: spend(s, group_by=g)["data"] for g in ("key", "model", "deployment", "day")}
+        only_b = spend(s, deployment="b/b-n")["total"]
+        second_m = spend(s, key_id=second, model="m", period="month")["total"]
+        before = spend(s, until=min(r["at"] for r in rows))["total"]
+        since_last = spend(s, since=max(r["at"] for r in rows))["total"]
+        db = sqlite3.connect(tmp_path / "keys.sqlite3")
+        journal = db.execute("PRAGMA journal_mode").fetchone()[0]
+        db.close()
+    assert len(rows) == 4 and journal == "wal"
+
+    def expected(field: str) -> dict[str, tuple[int, float]]:
+        out: dict[str, tuple[int, float]] = {}
+        for r in rows:
+            n, cost = out.get(r[field], (0, 0.0))
+            out[r[field]] = (n + 1, cost + r["cost"])
+        return out
+
+    for group, field in (("key", "key_id"), ("model", "model"), ("deployment", "deployment")):
+        got = {g[group]: (g["requests"], g["cost_usd"]) for g in grouped[group]}
+        assert got.keys() == expected(field).keys()
+        for name, (n, cost) in expected(field).items():
+            assert got[name][0] == n and got[name][1] == pytest.approx(cost)
+    days = Counter(time.strftime("%Y-%m-%d", time.gmtime(r["at"])) for r in rows)
+    assert {g["day"]: g["requests"] for g in grouped["day"]} == days
+    assert only_b["requests"] == 1 and second_m["requests"] == 2
+    assert second_m["cost_usd"] == pytest.approx(sum(
+        r["cost"] for r in rows if r["key_id"] == second))
+    assert before["requests"] == 0 and since_last["requests"] >= 1

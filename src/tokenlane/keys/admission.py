@@ -135,6 +135,20 @@ class Gate:
             chat.keep_text = True
         if key is None or self._limiter is None:
             return Ticket(self, None, chat, request_id, surface, None)
+        try:
+            admission = await self._admit(key, self._limiter, chat)
+        except TokenlaneError as exc:
+            if self._request_log is not None:  # refused: nothing spent, still one line
+                row = LedgerRow(
+                    request_id=request_id, key_id=key.id, model=chat.model, deployment=None,
+                    prompt_tokens=0, completion_tokens=0, cached_tokens=0, reasoning_tokens=0,
+                    cost=0.0, ttft_s=None, decode_tps=None, outcome=exc.code or exc.type,
+                    attempts=0, at=self._wall(), surface=surface, stream=chat.stream)
+                self._request_log.write(row, key, None, chat)
+            raise
+        return Ticket(self, key, chat, request_id, surface, admission)
+
+    async def _admit(self, key: VirtualKey, limiter: Limiter, chat: ChatRequest) -> Admission:
         route = self._route_for(key, chat.model)
         allowed = _allowed(key, route, chat.options)
         if not allowed:
@@ -152,8 +166,7 @@ class Gate:
             prompt = prompt_bound(chat.body)
             cost = max(d.price.cost(prompt, output_bound(limit, d) * n) for d in allowed)
         # Token buckets meter the typical count, as OpenAI's do; usage settles them.
-        admission = await self._limiter.admit(key, cost, chat.prompt_tokens + limit * n)
-        return Ticket(self, key, chat, request_id, surface, admission)
+        return await limiter.admit(key, cost, chat.prompt_tokens + limit * n)
 
     def settle(self, ticket: Ticket, served: Served, error: BaseException | None) -> None:
         winner = served.observation if served is not None else None

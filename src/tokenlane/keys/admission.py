@@ -8,9 +8,10 @@ Admission checks the key's models and deployments, applies its default routing o
 caps (`max_attempts`, `deadline_s`, `hedge`: a request cannot raise them), and takes a
 reservation from its budgets and rate limits: the most the request can cost, from an upper
 bound of its prompt and its output limit at the dearest deployment it may use
-(`reservation.py`). Settlement prices every
-billed attempt from the provider's usage (`pricing.py`), gives the limits the real numbers,
-and queues one ledger row. The attempts of a request (fallbacks, hedges, restarts) reach the
+(`reservation.py`). Settlement prices every billed attempt from the provider's usage
+(`pricing.py`), gives the limits the real numbers, queues one ledger row and writes the request
+log's line (`request_log.py`). With keys off the gate has no limits and no ledger and is built
+only for the request log (else the app uses `OPEN_GATE`: no work per request). The attempts of a request (fallbacks, hedges, restarts) reach the
 ticket through the engine's `on_observation` callback; a context variable says which request
 an attempt belongs to (tasks a request starts, such as a hedge, inherit it).
 """

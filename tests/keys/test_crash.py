@@ -41,7 +41,16 @@ def _serve(config: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "TL_CRASH_KEYS": MASTER})
     wait_for_line(proc, "tokenlane: ready")
+    # It goes on writing (an access line per request): read on, or once the pipe is full
+    # the gateway blocks on its next log line and every request hangs.
+    threading.Thread(target=_drain, args=(proc,), daemon=True).start()
     return proc
+
+
+def _drain(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    for _ in proc.stdout:
+        pass
 
 
 def test_kill_9_mid_traffic_leaves_a_consistent_ledger(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from ..harness import MASTER_KEY, SIM_KEY, gateway_config
 from ..loopback import serve
 from ..redis_server import RedisServer
 from .support import HELLO, quick
-from .test_budgets import COST, RESERVATION
+from .test_budgets import COST
 
 START = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -77,7 +77,8 @@ class Fleet:
 
 
 @contextmanager
-def fleet(redis: RedisServer, data_dir: Path, replicas: int = 3, **key_spec) -> Iterator[
+def fleet(redis: RedisServer, data_dir: Path, replicas: int = 3,
+          prices: dict[str, tuple[float, float]] | None = None, **key_spec) -> Iterator[
         tuple[Fleet, str, str]]:
     """`replicas` gateways on one Redis, one simulated provider, one key store; and a key
     made with `key_spec` through the first one's admin API before the others start (each
@@ -86,7 +87,7 @@ def fleet(redis: RedisServer, data_dir: Path, replicas: int = 3, **key_spec) -> 
     sim = Simulator([quick("a").model_copy(update={"api_key": SIM_KEY})], clock=clock)
     with ExitStack() as stack:
         sim_url = stack.enter_context(serve(sim.app))
-        settings = parse_settings(gateway_config(sim_url, {"m": ["a"]}, extra={
+        settings = parse_settings(gateway_config(sim_url, {"m": ["a"]}, prices=prices, extra={
             "keys": {"enabled": True, "data_dir": str(data_dir)},
             # A generous bound: on this loaded machine a replica's thread may wait longer
             # than 250 ms for the GIL, and a timeout would (rightly) count locally.
@@ -146,20 +147,23 @@ async def test_a_10_rpm_key_admits_exactly_10_a_minute_across_replicas(
 
 async def test_a_budget_holds_across_replicas(redis_server: RedisServer,
                                               tmp_path: Path) -> None:
-    # Room for three requests' reservations, not four: whatever order they settle in, a
-    # fourth never fits (3 x COST + RESERVATION > budget). Three replicas each counting
-    # alone would admit three each.
-    budget = 3.5 * RESERVATION
-    with fleet(redis_server, tmp_path / "data", budget_usd={"total": budget}) as (
-            f, key_id, secret):
+    # Output priced, input free: a request's reservation (its 10 output tokens; the prompt
+    # bound costs nothing) is then exactly its cost. Room for three requests, not four:
+    # whatever order they settle in, a fourth never fits (4 x cost > budget). Three replicas
+    # each counting alone would admit three each.
+    cost = 10 * 2.0 / 1e6
+    budget = 3.5 * cost
+    with fleet(redis_server, tmp_path / "data", prices={"a": (0.0, 2.0)},
+               budget_usd={"total": budget}) as (f, key_id, secret):
         served, refused = _split(await _burst(f, secret, 10))
         assert len(served) == 3 and f.sim.counters("a").requests == 3
         assert {e.body["code"] for e in refused} == {"budget_exceeded"}
         for replica in range(3):  # each has sent its own settlements
             f.usage(replica, key_id)
         usage = f.usage(0, key_id)
-        assert usage["spent_usd"]["total"] == pytest.approx(3 * COST)
-        assert usage["reserved_usd"] == 0.0
+        assert usage["spent_usd"]["total"] == pytest.approx(3 * cost)
+        # Float sums in Redis: three reservations added and taken back leave ~1e-20.
+        assert usage["reserved_usd"] == pytest.approx(0.0, abs=1e-12)
         assert usage["spent_usd"]["total"] <= budget
         # Now spent: a next request does not fit on any replica.
         for replica in range(3):

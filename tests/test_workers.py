@@ -29,7 +29,6 @@ from tokenlane.workers import workers_warning
 
 from .harness import MASTER_KEY, SIM_KEY, gateway_config
 from .keys.support import HELLO, quick
-from .keys.test_budgets import RESERVATION
 from .loopback import serve
 from .redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
 from .scripted import Scripted, chunk
@@ -233,14 +232,15 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
 
 def test_workers_on_redis_hold_one_budget(redis_server: RedisServer,  # noqa: F811
                                           tmp_path: Path) -> None:
-    # Room for three requests' reservations, not four (3 x COST + RESERVATION > budget):
-    # two workers each counting alone would admit three each.
-    budget = 3.5 * RESERVATION
+    # Output priced, input free: a request's reservation (its 10 output tokens; the prompt
+    # bound costs nothing) is then exactly its cost. Room for three requests, not four: two
+    # workers each counting alone would admit three each.
+    budget = 3.5 * 10 * 2.0 / 1e6
     simulator = Simulator([quick("a").model_copy(update={"api_key": SIM_KEY})])
     env = {"TL_TEST_KEYS": MASTER_KEY, "SIM_KEY": SIM_KEY}
     with serve(simulator.app) as sim_url:
         port = free_port()
-        data = gateway_config(sim_url, {"m": ["a"]}, extra={
+        data = gateway_config(sim_url, {"m": ["a"]}, prices={"a": (0.0, 2.0)}, extra={
             "server": {"host": "127.0.0.1", "port": port},
             "keys": {"enabled": True, "data_dir": str(tmp_path / "data")},
             "state": {"backend": "redis", "url": redis_server.url, "timeout_s": 5}})

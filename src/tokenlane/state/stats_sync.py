@@ -11,7 +11,9 @@ Off the request path: finishing an attempt appends the observation to an outbox 
 bounded). Every `sync_interval_s` one pipelined round trip XADDs the outbox as one entry of
 a Redis stream (capped in length) and XREADs what the others added since the last read.
 While Redis is down the outbox keeps filling (bounded: the oldest go first) and is published
-when it answers again; the stream keeps what this replica missed, up to its cap.
+when it answers again; the stream keeps what this replica missed, up to its cap. A replica
+that joins starts with the fleet's last minute. A long catch-up yields to the event loop
+after every entry, so requests in flight are not held up by it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ log = logging.getLogger("tokenlane.state")
 _PUBLISH_AT_MOST = 2000  # observations in one stream entry (a backlog goes over several ticks)
 _READ_COUNT = 500  # stream entries per XREAD
 _READS_PER_TICK = 8  # a replica catching up reads this many pages, then waits a tick
+_HISTORY_S = 60  # a replica's first read: the fleet's observations of the last minute
 
 
 class StatsSync:
@@ -47,7 +50,7 @@ class StatsSync:
         self.stream = conn.key("observations")
         self._stream_entries = stream_entries
         self._outbox: deque[Observation] = deque(maxlen=backlog)
-        self._last_id: bytes | str = "0-0"  # the first read takes what the stream still holds
+        self._last_id: bytes | str | None = None  # set by the first sync (see `_start_id`)
         self._peers: dict[str, float] = {}  # replica -> local time it was last heard from
         self.synced = 0  # sync rounds completed (the fleet's view is at most this old)
         self._sequence = 0  # the number of the last batch published
@@ -75,6 +78,8 @@ class StatsSync:
         # its number, and readers skip a number they already took. (Empty: number 0.)
         number, outgoing = self._batch or (0, [])
         batch = encode_observations(outgoing, self.store.clock.now())
+        if self._last_id is None:
+            self._last_id = await self._start_id()
 
         async def exchange(redis: Any) -> list[Any]:
             pipe = redis.pipeline(transaction=False)
@@ -90,17 +95,23 @@ class StatsSync:
             self._sequence, self._batch = number, None
         server_ms = int(server_time[0]) * 1000 + int(server_time[1]) // 1000
         entries = _entries(read)
-        taken = self._take(entries, server_ms)
+        taken = await self._take(entries, server_ms)
         for _ in range(_READS_PER_TICK - 1):  # catching up: the next pages, at once
             if len(entries) < _READ_COUNT:
                 break
             entries = _entries(await self.conn.call(
                 lambda redis: redis.xread({self.stream: self._last_id}, count=_READ_COUNT)))
-            taken += self._take(entries, server_ms)
+            taken += await self._take(entries, server_ms)
         self.synced += 1
         return taken
 
-    def _take(self, entries: list[Any], server_ms: int) -> int:
+    async def _start_id(self) -> str:
+        """Where a replica's first read starts: the fleet's last `_HISTORY_S` seconds (from
+        Redis's clock), enough to route on at once without replaying a long stream."""
+        seconds, micros = await self.conn.call(lambda redis: redis.time())
+        return f"{max(0, int(seconds) * 1000 + int(micros) // 1000 - _HISTORY_S * 1000)}-0"
+
+    async def _take(self, entries: list[Any], server_ms: int) -> int:
         now = self.store.clock.now()
         taken = 0
         for entry_id, fields in entries:
@@ -120,6 +131,7 @@ class StatsSync:
             for observation in decode_observations(data, now - waited_s, self.deployments):
                 self.store.observe_peer(observation)
                 taken += 1
+            await asyncio.sleep(0)  # a long catch-up must not hold up the requests in flight
         return taken
 
     async def run(self) -> None:

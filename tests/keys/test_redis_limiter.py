@@ -250,3 +250,14 @@ async def test_more_concurrent_admissions_than_pooled_connections_all_go_to_redi
     admitted = [r for r in results if not isinstance(r, Exception)]
     assert a._redis.up and a.health.local_admissions == 0
     assert len(admitted) == 250 and all(x.reservation for x in admitted)
+
+
+async def test_scripts_forgotten_by_redis_are_loaded_again(redis_server) -> None:
+    clock = ManualClock(START)
+    a = await _replica(redis_server, clock)
+    key = _key(rpm=5)
+    assert (await a.admit(key, 0.0, 1)).reservation
+    redis_server.client().script_flush()  # as a restarted Redis has
+    burst = await asyncio.gather(*(a.admit(key, 0.0, 1) for _ in range(4)))  # one pipeline
+    assert all(x.reservation for x in burst) and a._redis.up
+    assert isinstance(await _try(a, key), RateLimitExceeded)

@@ -1,7 +1,8 @@
 """`RedisLimiter`: rate limits and budgets shared by every replica, through Redis.
 
-Each admission is one Lua script (`redis_lua.ADMIT`, sent by EVALSHA) that checks the key's
-budgets, rpm and tpm and takes a reservation in one atomic step, so limits hold across any
+Each admission is one Lua script (`redis_lua.ADMIT`, by EVALSHA, pipelined with the other
+calls of the same loop turn: `redis_batch`) that checks the key's budgets, rpm and tpm and
+takes a reservation in one atomic step, so limits hold across any
 number of replicas. Each reservation has an id and a lease: settling it (in the background,
 after the response) is idempotent, and a crashed replica's reservations lapse by themselves.
 
@@ -29,6 +30,7 @@ from .budgets import Overrun, PeriodStarts
 from .limiter import LocalLimiter
 from .outage import Batch, LocalSpend
 from .records import PERIODS, Period, VirtualKey
+from .redis_batch import ScriptBatch
 from .redis_layout import KeyLayout, Seeds, admit_args, period_ttls, settle_args
 from .redis_lua import ADMIT, RECONCILE, SETTLE, USAGE
 from .refusals import budget_refusal, rate_headers, rate_refusal
@@ -71,9 +73,8 @@ class RedisLimiter:
         self._wall = wall  # shared by replicas: buckets, leases, budget periods
         self._lease = lease_s
         self._local = LocalLimiter(clock, wall)
-        self._scripts = {name: redis.client.register_script(source) for name, source in
-                         (("admit", ADMIT), ("settle", SETTLE), ("reconcile", RECONCILE),
-                          ("usage", USAGE))}
+        self._scripts = ScriptBatch(redis, {"admit": ADMIT, "settle": SETTLE,
+                                            "reconcile": RECONCILE, "usage": USAGE})
         self._starts = PeriodStarts()
         # The fleet's spend as Redis last told it (the ledger's, at start-up): where local
         # counting starts in an outage, and what a spend key Redis lost starts from.
@@ -162,8 +163,7 @@ class RedisLimiter:
         return KeyLayout(self._redis.key("limits", f"{{{key_id}}}"))
 
     async def _call(self, script: str, keys: list[str], args: list[str]) -> Any:
-        run = self._scripts[script]
-        return await self._redis.call(lambda client: run(keys=keys, args=args, client=client))
+        return await self._scripts.call(script, keys, args)
 
     def _admitted(self, key: VirtualKey, cost: float, tokens: int, reservation: str,
                   wall: float, starts: dict[Period, float], reply: list[Any]) -> Admission:

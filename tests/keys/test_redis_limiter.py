@@ -261,3 +261,25 @@ async def test_scripts_forgotten_by_redis_are_loaded_again(redis_server) -> None
     burst = await asyncio.gather(*(a.admit(key, 0.0, 1) for _ in range(4)))  # one pipeline
     assert all(x.reservation for x in burst) and a._redis.up
     assert isinstance(await _try(a, key), RateLimitExceeded)
+
+
+async def test_a_second_outage_counts_on_from_what_the_first_pushed(redis_server) -> None:
+    clock = ManualClock(START)
+    a = await _replica(redis_server, clock, timeout_s=0.25)
+    key = _key(budget_usd={"total": 1.0})
+    a.settle(await a.admit(key, 0.1, 1), 0.1, 1)  # seen through Redis: 0.1 spent
+    for outage in range(2):
+        redis_server.pause()
+        try:
+            local = await a.admit(key, 0.3, 1)
+            assert local.reservation is None
+        finally:
+            redis_server.resume()
+        a.settle(local, 0.3, 1)
+        assert (await _view(a, key, tries=10))[0]["total"] == pytest.approx(0.4 + 0.3 * outage)
+    # 0.1 + 0.3 + 0.3: the second outage started from 0.4, so 0.3 more does not fit locally.
+    redis_server.pause()
+    try:
+        assert isinstance(await _try(a, key, 0.4), BudgetExceeded)
+    finally:
+        redis_server.resume()

@@ -64,6 +64,15 @@ class Seeds:
         """The seeds as script arguments."""
         return [_fmt(v) for v in self.spent(key_id, starts).values()]
 
+    def add(self, key_id: str, usd: float, starts: dict[Period, float]) -> None:
+        """`usd` more in the periods beginning at `starts` (those still current)."""
+        if key_id not in self._seeds:
+            self.load(key_id, {}, starts)
+        loaded, spent = self._seeds[key_id]
+        for p in PERIODS:
+            if loaded[p] == starts[p]:
+                spent[p] += usd
+
     def key_ids(self) -> list[str]:
         return list(self._seeds)
 

@@ -216,15 +216,21 @@ class RedisLimiter:
                 self._spent_locally.unsent(batches[i:])
                 return
             self.health.reconciled_usd += batch.usd
+            # Part of the fleet's spend now: a next outage counts on from it.
+            self._fleet.add(batch.key_id, batch.usd, self._batch_starts(batch))
             log.info("limits: $%.6f that key %s spent while Redis was out of reach added to "
                      "the fleet's budgets", batch.usd, batch.key_id)
 
     async def _reconcile(self, batch: Batch) -> None:
-        starts: dict[Period, float] = {"day": batch.day, "month": batch.month, "total": 0.0}
+        starts = self._batch_starts(batch)
         layout = self._layout(batch.key_id)
         await self._call("reconcile", [layout.pushed(batch.id), *layout.spend(starts)], [
             repr(batch.usd), *self._fleet.of(batch.key_id, starts),
             *period_ttls(starts, self._wall()), str(_PUSHED_TTL_S)])
+
+    @staticmethod
+    def _batch_starts(batch: Batch) -> dict[Period, float]:
+        return {"day": batch.day, "month": batch.month, "total": 0.0}
 
     # -- local mode -------------------------------------------------------------------------
 

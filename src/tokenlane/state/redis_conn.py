@@ -119,6 +119,10 @@ class RedisConnection:
         """One bounded PING (also while down); True when Redis answered."""
         try:
             async with asyncio.timeout(self.settings.timeout_s):
+                if not self.health.up:
+                    # The pooled connections of before the outage are dead if Redis restarted:
+                    # each would fail once, and take the backend down again, after it is back.
+                    await self.client.connection_pool.disconnect(inuse_connections=False)
                 await self.client.ping()
         except self._errors as exc:
             self.failed(exc)

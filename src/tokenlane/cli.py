@@ -18,6 +18,7 @@ import uvicorn
 from .config import ConfigError, Settings
 from .defaults import default_settings
 from .keys.commands import add_commands as add_key_commands
+from .telemetry import otlp_endpoint
 from .types import Catalog
 
 __all__ = ["main"]
@@ -422,12 +423,22 @@ def _banner(settings: Settings, source: str, workers: int = 1) -> None:
 tokenlane gateway on {url}   config: {source}{processes}
   models: {', '.join(settings.models)}     auth: {auth}
   dashboard: {url}/dashboard   (live speed, TTFT, errors, cost and routing decisions)
-  try it:
+{_tracing_line(settings)}  try it:
     curl -s {url}/v1/chat/completions -H 'content-type: application/json' \\
       -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
   or with the openai SDK:
     OpenAI(base_url="{url}/v1", api_key="...").chat.completions.create(model="{model}", ...)
 """, flush=True)
+
+
+def _tracing_line(settings: Settings) -> str:
+    """Where spans go, when tracing is on ("" when it is off)."""
+    t = settings.telemetry
+    if not t.otel:
+        return ""
+    where = {"otlp": f"OTLP to {otlp_endpoint(t, os.environ)}",
+             "console": "printed to stdout", "none": "propagated, not exported"}[t.exporter]
+    return f"  tracing: OpenTelemetry, {where}\n"
 
 
 if __name__ == "__main__":  # pragma: no cover

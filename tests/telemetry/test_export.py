@@ -4,13 +4,16 @@ missing extra as `serve` would."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tokenlane.config import TelemetrySettings
 from tokenlane.sim import SimProviderSpec
+from tokenlane.telemetry.setup import build_tracer_provider
 
 from ..harness import stack
 from ..loopback import http_app, serve
@@ -64,3 +67,30 @@ def test_otlp_export_reaches_the_collector_by_shutdown(collector) -> None:
     assert set(by_name) == {"chat m", "chat fast-m"}
     assert by_name["chat fast-m"].parent_span_id == by_name["chat m"].span_id
     assert by_name["chat fast-m"].trace_id == by_name["chat m"].trace_id
+
+
+def test_console_prints_a_json_line_per_span(capsys: pytest.CaptureFixture[str]) -> None:
+    specs = [SimProviderSpec(name="fast", ttft_s=0.01, tokens_per_s=2000, output_tokens=4)]
+    telemetry = {"otel": True, "exporter": "console"}
+    with stack(specs, {"m": ["fast"]}, extra={"telemetry": telemetry}) as gw:
+        gw.openai().chat.completions.create(model="m", messages=MESSAGES)
+    # Simple (unbatched) processing: each span was written as it ended, before shutdown.
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    assert {line["name"] for line in lines} == {"chat m", "chat fast-m"}
+    assert {line["resource"]["attributes"]["service.name"] for line in lines} == {"tokenlane"}
+
+
+def test_the_service_name_comes_from_config_then_the_environment() -> None:
+    def service(settings: TelemetrySettings, env: dict[str, str]) -> str:
+        provider = build_tracer_provider(settings, env)
+        try:
+            return str(provider.resource.attributes["service.name"])
+        finally:
+            provider.shutdown()
+
+    on = TelemetrySettings(otel=True, exporter="none")
+    assert service(on, {}) == "tokenlane"
+    assert service(on, {"OTEL_SERVICE_NAME": "edge-gw"}) == "edge-gw"
+    named = TelemetrySettings(otel=True, exporter="none", service_name="from-config")
+    assert service(named, {"OTEL_SERVICE_NAME": "edge-gw"}) == "from-config"

@@ -73,3 +73,18 @@ def test_error_types() -> None:
     assert error_type(Observation("p/m", 1.0, "timeout")) == "timeout"
     assert error_type(Observation("p/m", 1.0, "stall", status=200)) == "stall"
     assert error_type(Observation("p/m", 1.0, "cancelled")) is None
+
+
+def test_the_otlp_endpoint_as_the_sdk_resolves_it() -> None:
+    from tokenlane.config import TelemetrySettings
+    from tokenlane.telemetry import otlp_endpoint
+
+    on = TelemetrySettings(otel=True)
+    assert otlp_endpoint(on, {}) == "http://localhost:4318/v1/traces"
+    assert otlp_endpoint(on, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}) == (
+        "http://c:4318/v1/traces")
+    assert otlp_endpoint(on, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+                              "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t/x"}) == "http://t/x"
+    given = TelemetrySettings(otel=True, endpoint="http://cfg:1/v1/traces")
+    assert otlp_endpoint(given, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t/x"}) == (
+        "http://cfg:1/v1/traces")

@@ -14,13 +14,13 @@ put in its baggage is not theirs to read.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..config import ConfigError, TelemetrySettings
 from ..routing.attempt_trace import AttemptTracer
 
-__all__ = ["Telemetry", "build_telemetry", "check_installed"]
+__all__ = ["Telemetry", "build_telemetry", "check_installed", "otlp_endpoint"]
 
 _INSTRUMENTATION = "tokenlane"
 
@@ -81,6 +81,16 @@ def check_installed(settings: TelemetrySettings, *, source: str = "<config>") ->
     if missing:
         raise ConfigError(f"{source}: telemetry.otel: true needs {', '.join(missing)}, "
                           "which is not installed: pip install 'tokenlane[otel]'")
+
+
+def otlp_endpoint(settings: TelemetrySettings, env: Mapping[str, str]) -> str:
+    """The traces URL the OTLP exporter posts to, resolved as the SDK resolves it."""
+    if settings.endpoint:
+        return settings.endpoint
+    if traces := env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return traces
+    return env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/") + (
+        "/v1/traces")
 
 
 def _installed(module: str) -> bool:

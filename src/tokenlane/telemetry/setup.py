@@ -8,6 +8,7 @@ library user's app beside ours) trace apart.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -40,6 +41,7 @@ def build_tracer_provider(settings: TelemetrySettings,
             endpoint=settings.endpoint)))
     elif settings.exporter == "console":
         # One span per line as it ends: for a person watching a terminal, not for load.
+        # stdout as it is now (the SDK's default is whatever it was when the SDK was imported).
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
-            formatter=lambda span: span.to_json(indent=None) + "\n")))
+            out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n")))
     return provider

@@ -207,19 +207,24 @@ class RedisLimiter:
         await self._push()
 
     async def _push(self) -> None:
-        """Add what was spent locally to the fleet's numbers."""
+        """Add what was spent locally to the fleet's numbers (one pipeline, one log line)."""
         batches = self._spent_locally.take()
-        for i, batch in enumerate(batches):
-            try:
-                await self._reconcile(batch)
-            except StateUnavailable:
-                self._spent_locally.unsent(batches[i:])
-                return
+        if not batches:
+            return
+        results = await asyncio.gather(*(self._reconcile(b) for b in batches),
+                                       return_exceptions=True)
+        self._spent_locally.unsent([b for b, r in zip(batches, results, strict=True)
+                                    if isinstance(r, BaseException)])
+        pushed = [b for b, r in zip(batches, results, strict=True)
+                  if not isinstance(r, BaseException)]
+        for batch in pushed:
             self.health.reconciled_usd += batch.usd
             # Part of the fleet's spend now: a next outage counts on from it.
             self._fleet.add(batch.key_id, batch.usd, self._batch_starts(batch))
-            log.info("limits: $%.6f that key %s spent while Redis was out of reach added to "
-                     "the fleet's budgets", batch.usd, batch.key_id)
+        if pushed:
+            log.info("limits: $%.6f spent by %d key(s) while Redis was out of reach added to "
+                     "the fleet's budgets", sum(b.usd for b in pushed),
+                     len({b.key_id for b in pushed}))
 
     async def _reconcile(self, batch: Batch) -> None:
         starts = self._batch_starts(batch)

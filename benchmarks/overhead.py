@@ -397,7 +397,7 @@ async def amain(args: argparse.Namespace) -> int:
         # A focused run (some scenarios, one gateway's A/B) leaves the workers part out.
         focused = args.skip_workers or args.only or args.gateway_only or args.ab_src
         workers = None if focused else await run_workers(
-            args, stack.upstream_url, Path(tmp), chat_body)
+            args, stack.upstream, stack.upstream_url, Path(tmp), chat_body)
         data: dict[str, Any] = {
             "benchmark": "overhead",
             "machine": info,

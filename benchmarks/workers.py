@@ -1,10 +1,11 @@
 """The overhead benchmark's workers part: `tokenlane serve --workers 2` against one worker.
 
 Two gateways from the same config, one with `--workers 1` and one with `--workers 2`, in
-front of the overhead benchmark's upstream. Neither is pinned (the workers need both cores);
-the upstream and the load generator stay on the side core, so on a 2-core machine the second
-worker shares its core with them and the scaling ratio says what a second core buys there,
-not in general. Measured:
+front of the overhead benchmark's upstream. Nothing is pinned for this part (the upstream and
+the load generator are let out of their core too): two workers need both cores, and on a
+2-core machine they share them with the upstream and the load generator, so the scaling
+ratio says what a second core buys *there*; `side busy` (upstream + load generator CPU ÷ wall
+time) says how much of the machine went to feeding the gateway. Measured:
 
 - scaling: closed-loop streams (50 instant tokens) and non-streamed requests at concurrency 64,
   in rounds alternating the two gateways: requests/s, relayed SSE events/s (events per
@@ -140,12 +141,17 @@ async def _events_per_response(gw: Gateway, body: ChatBody, tokens: int) -> int:
     return response.text.count("data: ")
 
 
-async def _closed_loop(gw: Gateway, target: Target, concurrency: int,
+async def _closed_loop(gw: Gateway, upstream: Proc, target: Target, concurrency: int,
                        duration: float) -> dict[str, Any]:
     marks: dict[str, dict[int, float]] = {}
-    result = await run_load(target, concurrency, duration_s=duration,
-                            on_start=lambda: marks.setdefault("cpu", gw.cpu_s()))
+
+    def start() -> None:
+        marks["cpu"] = gw.cpu_s()
+        marks["side"] = {0: upstream.cpu_s() + time.process_time()}
+
+    result = await run_load(target, concurrency, duration_s=duration, on_start=start)
     after = gw.cpu_s()
+    side = upstream.cpu_s() + time.process_time() - marks["side"][0]
     per_pid = {pid: after[pid] - marks["cpu"].get(pid, 0.0) for pid in after}
     serving = gw.pids()
     shares = sorted((per_pid.get(pid, 0.0) for pid in serving), reverse=True)
@@ -155,10 +161,11 @@ async def _closed_loop(gw: Gateway, target: Target, concurrency: int,
             "error_samples": result.error_samples, "rps": result.rps,
             "latency_p50_ms": _ms(percentile(result.latencies_s, 50)),
             "cpu_ms_per_request": cpu / n * 1000, "cores_busy": cpu / result.elapsed_s,
+            "side_busy": side / result.elapsed_s,
             "worker_cpu_split": [s / max(sum(shares), 1e-9) for s in shares]}
 
 
-async def _scaling(gateways: dict[int, Gateway], args: argparse.Namespace,
+async def _scaling(gateways: dict[int, Gateway], upstream: Proc, args: argparse.Namespace,
                    body: ChatBody) -> dict[str, Any]:
     events = await _events_per_response(gateways[1], body, args.tokens)
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {
@@ -170,7 +177,7 @@ async def _scaling(gateways: dict[int, Gateway], args: argparse.Namespace,
                 gw = gateways[n]
                 target = _target(f"{gw.url}/v1/chat/completions", body, model, stream,
                                  args.tokens)
-                run = await _closed_loop(gw, target, concurrency, args.duration)
+                run = await _closed_loop(gw, upstream, target, concurrency, args.duration)
                 runs[name][n].append(run)
                 print(f"  workers round {r + 1}/{args.rounds} {name:<14} workers={n} "
                       f"{run['rps']:8.0f} req/s  cpu {run['cpu_ms_per_request']:.3f} ms/req  "
@@ -191,7 +198,7 @@ def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"rounds": len(runs), "requests": sum(r["requests"] for r in runs),
                            "errors": sum(r["errors"] for r in runs),
                            "error_samples": [s for r in runs for s in r["error_samples"]][:5]}
-    for key in ("rps", "latency_p50_ms", "cpu_ms_per_request", "cores_busy"):
+    for key in ("rps", "latency_p50_ms", "cpu_ms_per_request", "cores_busy", "side_busy"):
         out[key] = median([r[key] for r in runs])
     out["worker_cpu_split"] = [median(list(v)) for v in zip(*(r["worker_cpu_split"]
                                                               for r in runs), strict=True)]
@@ -255,16 +262,33 @@ def _gateways(upstream_url: str, work: Path, max_connections: int | None
             gw.proc.stop()
 
 
-async def run_workers(args: argparse.Namespace, upstream_url: str, work: Path,
+@contextlib.contextmanager
+def _unpinned(*pids: int) -> Iterator[None]:
+    """Let these processes (0: this one) run on every core, as they were after."""
+    cores = os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))
+    before = {pid: os.sched_getaffinity(pid) for pid in pids}
+    try:
+        for pid in pids:
+            with contextlib.suppress(OSError):  # a core outside our cgroup: keep what it had
+                os.sched_setaffinity(pid, cores)
+        yield
+    finally:
+        for pid, affinity in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, affinity)
+
+
+async def run_workers(args: argparse.Namespace, upstream: Proc, upstream_url: str, work: Path,
                       body: ChatBody) -> dict[str, Any]:
-    """The workers part, against the running upstream at `upstream_url`."""
+    """The workers part, against the running `upstream` at `upstream_url`."""
     args.worker_streams = args.worker_streams or (50 if args.smoke else 1000)
-    with _gateways(upstream_url, work, args.max_connections) as gateways:
+    with _unpinned(0, upstream.pid), \
+            _gateways(upstream_url, work, args.max_connections) as gateways:
         for gw in gateways.values():  # warm imports, pools and caches in every worker
             for stream in (False, True):
                 await run_load(_target(f"{gw.url}/v1/chat/completions", body, "bench", stream,
                                        args.tokens), 16, duration_s=args.warmup)
-        scaling = await _scaling(gateways, args, body)
+        scaling = await _scaling(gateways, upstream, args, body)
         paced = await _paced_streams(gateways, upstream_url, args, body)
         alive = all(gw.proc.popen.poll() is None for gw in gateways.values())
     return {"counts": list(COUNTS), "scaling": scaling, "paced_streams": paced,
@@ -282,7 +306,7 @@ def render_workers(data: dict[str, Any] | None) -> str:
         rows.append([name, fmt(one["rps"], 0), fmt(two["rps"], 0), s["scaling_ratio"],
                      fmt(one["events_per_s"], 0), fmt(two["events_per_s"], 0),
                      one["cpu_ms_per_request"], two["cpu_ms_per_request"],
-                     one["cores_busy"], two["cores_busy"],
+                     one["cores_busy"], two["cores_busy"], one["side_busy"], two["side_busy"],
                      "/".join(f"{x * 100:.0f}" for x in two["worker_cpu_split"]),
                      one["errors"] + two["errors"]])
     paced = data["paced_streams"]
@@ -299,12 +323,14 @@ def render_workers(data: dict[str, Any] | None) -> str:
     return "\n".join([
         "## Workers: `tokenlane serve --workers 2` against one worker",
         "",
-        (f"Not pinned; the upstream and load generator share one of the cores. "
-         f"{scaling['events_per_stream']} SSE events per streamed answer."),
+        (f"Nothing pinned: gateways, upstream and load generator share the machine; side busy"
+         f" = upstream + load generator CPU ÷ wall time. {scaling['events_per_stream']} SSE "
+         "events per streamed answer."),
         "",
         markdown_table(["scenario", "1w req/s", "2w req/s", "2w/1w", "1w events/s",
                         "2w events/s", "1w CPU ms/req", "2w CPU ms/req", "1w cores busy",
-                        "2w cores busy", "2w worker CPU split %", "errors"], rows),
+                        "2w cores busy", "1w side busy", "2w side busy", "2w worker CPU split %",
+                        "errors"], rows),
         "",
         (f"{paced['streams']} streams opened at once, {paced['tokens_per_stream']} tokens at "
          f"{paced['upstream_tokens_per_s']:g} tokens/s each (ideal "
@@ -360,20 +386,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 async def amain(args: argparse.Namespace) -> int:
     info = machine_info()
     print(describe_machine(info), flush=True)
-    cores = sorted(os.sched_getaffinity(0))
-    side = cores[-1] if len(cores) >= 2 else None
-    if side is not None:  # as in overhead.py: the load generator beside the upstream
-        os.sched_setaffinity(0, {side})
     with tempfile.TemporaryDirectory(prefix="tokenlane-workers-") as tmp:
         port = _free_port()
         upstream = Proc("upstream", [
             PYTHON, str(HERE / "fake_upstream.py"), "--port", str(port), "--tokens",
             str(args.tokens), "--slow-tps", str(args.slow_tps), "--slow-ttft",
-            str(args.slow_ttft)], side, Path(tmp))
+            str(args.slow_ttft)], None, Path(tmp))
         try:
             upstream.wait_port(port)
             started = time.monotonic()
-            data = await run_workers(args, f"http://127.0.0.1:{port}", Path(tmp), _chat_body)
+            data = await run_workers(args, upstream, f"http://127.0.0.1:{port}", Path(tmp),
+                                     _chat_body)
         finally:
             upstream.stop()
     finish_machine_info(info)

@@ -170,8 +170,21 @@ class PriceSettings(_Strict):
     input: float = Field(0.0, ge=0)  # unset: 0, free (a local server)
     output: float = Field(0.0, ge=0)
     # Cached prompt tokens (reported as usage.prompt_tokens_details.cached_tokens); unset:
-    # billed at the input price.
+    # the preset's share of the input price (Anthropic's 0.1x), else the input price.
     cached_input: float | None = Field(None, ge=0)
+    # Prompt tokens written to the cache (Anthropic's cache_creation_input_tokens); unset:
+    # the preset's share of the input price (Anthropic's 1.25x), else the input price.
+    cache_write: float | None = Field(None, ge=0)
+
+    def resolve(self, preset: Preset | None) -> Price:
+        """The deployment's prices, cache rates the preset's shares of input where unset."""
+        read = self.cached_input
+        write = self.cache_write
+        if preset is not None and read is None and preset.cache_read_factor is not None:
+            read = self.input * preset.cache_read_factor
+        if preset is not None and write is None and preset.cache_write_factor is not None:
+            write = self.input * preset.cache_write_factor
+        return Price(self.input, self.output, read, write)
 
 
 class DeploymentSettings(_Strict):
@@ -481,13 +494,14 @@ class Settings(_Strict):
                         f"{source}: models.{model_name}.deployments[{i}].endpoints: "
                         f"{', '.join(sorted(passthrough))} need an OpenAI-dialect provider "
                         f"({dep.provider!r} speaks {provider.dialect})")
-                capabilities, rules = dep.resolve_rules(PRESETS.get(spec.preset or ""))
+                preset = PRESETS.get(spec.preset or "")
+                capabilities, rules = dep.resolve_rules(preset)
                 deployments.append(
                     Deployment(
                         id=f"{dep.provider}/{dep.model}",
                         provider=provider,
                         upstream_model=dep.model,
-                        price=Price(dep.price.input, dep.price.output, dep.price.cached_input),
+                        price=dep.price.resolve(preset),
                         context_window=dep.context_window,
                         capabilities=capabilities,
                         weight=dep.weight,

@@ -33,6 +33,10 @@ class Preset:
     # Query parameters every request carries (Azure's `api-version`).
     query: dict[str, str] = field(default_factory=dict)
     dialect: str = "openai"  # the API it speaks (providers.DIALECTS)
+    # What the provider bills prompt-cache reads and writes at, as shares of the input
+    # price, for deployments whose config sets no cache price (None: the input price).
+    cache_read_factor: float | None = None
+    cache_write_factor: float | None = None
 
 
 def _without(*features: str) -> frozenset[str]:
@@ -68,8 +72,10 @@ PRESETS: dict[str, Preset] = {
     # OpenRouter routes on its own (the client's `provider` object goes to it): unknown here.
     "openrouter": Preset("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY",
                          rules=ParamRules(forward_provider=True)),
-    # Anthropic's Messages API (providers/anthropic.py sends the key as x-api-key).
-    "anthropic": Preset("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", dialect="anthropic"),
+    # Anthropic's Messages API (providers/anthropic.py sends the key as x-api-key). Cache
+    # reads bill at 0.1x the input price, 5-minute cache writes at 1.25x (its pricing page).
+    "anthropic": Preset("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", dialect="anthropic",
+                        cache_read_factor=0.1, cache_write_factor=1.25),
     # Gemini's OpenAI-compatible endpoint: no logprobs/logit_bias, no message names.
     "gemini": Preset(
         "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY",

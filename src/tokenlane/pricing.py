@@ -2,8 +2,11 @@
 
 OpenAI's usage counts cached prompt tokens inside `prompt_tokens` (and in
 `prompt_tokens_details.cached_tokens`) and reasoning tokens inside `completion_tokens` (and in
-`completion_tokens_details.reasoning_tokens`). Cached tokens are billed at the deployment's
-`price.cached_input` when configured, else at the input price; reasoning tokens are output
+`completion_tokens_details.reasoning_tokens`). Prompt tokens written to a provider's prompt
+cache are part of `prompt_tokens` too, counted in `prompt_tokens_details.cache_write_tokens`
+(OpenRouter's name; the Anthropic dialect puts Anthropic's `cache_creation_input_tokens`
+there). Cached tokens are billed at the deployment's `price.cached_input` when configured,
+cache writes at `price.cache_write`, each else at the input price; reasoning tokens are output
 tokens and billed as such. Both the spend ledger (tokenlane.keys) and the engine's own
 `Observation.cost` (routing's price signal, the stats and the metrics) price a request with
 this, so they agree.
@@ -23,7 +26,8 @@ __all__ = ["Tokens", "cost_of", "tokens_of"]
 class Tokens:
     prompt: int = 0
     completion: int = 0
-    cached: int = 0  # part of `prompt`
+    cached: int = 0  # part of `prompt`: read from the prompt cache
+    cache_write: int = 0  # part of `prompt`: written to the prompt cache
     reasoning: int = 0  # part of `completion`
 
     @property
@@ -40,16 +44,20 @@ def tokens_of(usage: dict[str, Any] | None, prompt: int = 0, completion: int = 0
         prompt=_count(usage.get("prompt_tokens"), prompt),
         completion=_count(usage.get("completion_tokens"), completion),
         cached=_count(_detail(usage, "prompt_tokens_details", "cached_tokens"), 0),
+        cache_write=_count(_detail(usage, "prompt_tokens_details", "cache_write_tokens"), 0),
         reasoning=_count(_detail(usage, "completion_tokens_details", "reasoning_tokens"), 0),
     )
 
 
 def cost_of(tokens: Tokens, price: Price) -> float:
     """USD for `tokens` at `price` (per million tokens)."""
+    # Parts of the prompt: a usage claiming more than the whole is held to the whole.
     cached = min(tokens.cached, tokens.prompt)
+    written = min(tokens.cache_write, tokens.prompt - cached)
     cached_rate = price.input if price.cached_input is None else price.cached_input
-    return ((tokens.prompt - cached) * price.input + cached * cached_rate
-            + tokens.completion * price.output) / 1_000_000
+    write_rate = price.input if price.cache_write is None else price.cache_write
+    return ((tokens.prompt - cached - written) * price.input + cached * cached_rate
+            + written * write_rate + tokens.completion * price.output) / 1_000_000
 
 
 def _detail(usage: dict[str, Any], group: str, name: str) -> Any:

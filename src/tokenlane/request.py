@@ -37,6 +37,9 @@ class ChatRequest:
     # logging.content: a stream keeps its text for the request log (never accumulated when
     # content logging is off: the relay stays a pass-through).
     keep_text: bool = False
+    # Client headers meant for an upstream of the client's own API (Anthropic's version and
+    # betas: surfaces/messages_headers.py); only the dialect that speaks that API sends them.
+    upstream_headers: tuple[tuple[str, str], ...] = ()
 
 
 def parse_chat_request(raw: bytes, options_header: str | None = None) -> ChatRequest:

@@ -24,6 +24,9 @@ class Price:
     # Cached prompt tokens (a provider's prompt cache); None: billed as input. Applied where a
     # request's usage is known (tokenlane.pricing: the ledger and each attempt's observation).
     cached_input: float | None = None
+    # Prompt tokens written to the cache (Anthropic bills them above the input price); None:
+    # billed as input.
+    cache_write: float | None = None
 
     def cost(self, prompt_tokens: float, output_tokens: float) -> float:
         return (prompt_tokens * self.input + output_tokens * self.output) / 1_000_000

@@ -8,9 +8,6 @@ chat client gets through the Anthropic dialect must be what the provider's chat 
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import anthropic
@@ -21,11 +18,10 @@ from pydantic import TypeAdapter
 
 from tokenlane.config import parse_settings
 from tokenlane.providers.anthropic import AnthropicDialect
-from tokenlane.server import create_app
 from tokenlane.sim import SimProviderSpec, Simulator
 
-from ..harness import MASTER_KEY, SIM_KEY, Stack, gateway_config
-from ..loopback import serve
+from ..harness import MASTER_KEY, SIM_KEY
+from .support import anthropic_stack
 
 CLAUDE = SimProviderSpec(name="claude", ttft_s=0, tokens_per_s=1000, output_tokens=12,
                          time_scale=0, api_key=SIM_KEY)
@@ -35,22 +31,6 @@ USER = [{"role": "user", "content": "Say something short."}]
 TOOL = {"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object", "properties": {
         "city": {"type": "string"}}, "required": ["city"]}}}
-
-
-@contextmanager
-def anthropic_stack(specs: list[SimProviderSpec], models: dict[str, list[str]]
-                    ) -> Iterator[Stack]:
-    """The harness's stack, with the `claude` provider speaking the anthropic dialect."""
-    sim = Simulator(specs)
-    with ExitStack() as stack_:
-        sim_url = stack_.enter_context(serve(sim.app))
-        config = gateway_config(sim_url, models, model_extra={"policy": "order"})
-        config["providers"]["claude"]["dialect"] = "anthropic"
-        settings = parse_settings(config)
-        app = create_app(settings, env={"TL_TEST_KEYS": MASTER_KEY, "SIM_KEY": SIM_KEY},
-                         rng=random.Random(7))
-        url = stack_.enter_context(serve(app))
-        yield Stack(sim, sim_url, url, app, settings)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from tokenlane.assemble import CompletionAssembler
 from tokenlane.providers.anthropic_wire import (
     DEFAULT_MAX_TOKENS,
     ChunksFromEvents,
+    client_headers,
     messages_body_from_chat,
 )
 from tokenlane.providers.base import UpstreamBadResponse
@@ -124,7 +125,8 @@ def test_stream_events_become_chat_chunks() -> None:
         "function": {"name": "get_weather", "arguments": '{"location": "San Francisco"}'}}]
     assert result["usage"] == {"prompt_tokens": 135, "completion_tokens": 89,
                                "total_tokens": 224,
-                               "prompt_tokens_details": {"cached_tokens": 100}}
+                               "prompt_tokens_details": {"cached_tokens": 100,
+                                                         "cache_write_tokens": 10}}
 
 
 @pytest.mark.parametrize(("stop", "finish"), [
@@ -151,3 +153,14 @@ def test_json_delta_for_a_text_block_is_a_bad_response() -> None:
         translate.feed("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                "delta": {"type": "input_json_delta",
                                                          "partial_json": "{"}})
+
+
+def test_client_headers_version_replaces_betas_join() -> None:
+    forwarded = (("anthropic-version", "2099-12-31"), ("anthropic-beta", "b2, b1,,b3"))
+    assert client_headers(None, forwarded) == {"anthropic-version": "2099-12-31",
+                                               "anthropic-beta": "b2, b1,,b3"}
+    # The provider's configured betas come first; each beta is named once.
+    assert client_headers("b1,b0", forwarded) == {"anthropic-version": "2099-12-31",
+                                                  "anthropic-beta": "b1,b0,b2,b3"}
+    # Only Anthropic's own headers, whatever a caller hands in.
+    assert client_headers("b0", (("x-other", "v"), ("authorization", "Bearer k"))) == {}

@@ -17,7 +17,7 @@ import httpx
 import orjson
 
 from ..types import Provider
-from .anthropic_wire import ChunksFromEvents, messages_body_from_chat
+from .anthropic_wire import ChunksFromEvents, client_headers, messages_body_from_chat
 from .base import UpstreamBadResponse, UpstreamConnectError, UpstreamTimeout
 from .openai import _http_error, _is_timeout, _safe
 from .pool_waits import pool_waits_of
@@ -49,10 +49,11 @@ class AnthropicDialect:
     async def open_stream(
         self, body: dict[str, Any], connect_timeout: float | None = None,
         headers: Sequence[tuple[str, str]] | None = None,
+        api_headers: tuple[tuple[str, str], ...] = (),
     ) -> AnthropicStream:
         request = httpx.Request(
             "POST", self._url, content=orjson.dumps(messages_body_from_chat(body)),
-            headers=with_headers(self._headers, headers),
+            headers=with_headers(self._request_headers(api_headers), headers),
             extensions={
                 "timeout": self._timeouts if connect_timeout is None else timeouts(connect_timeout)
             },
@@ -69,6 +70,15 @@ class AnthropicDialect:
         # `created` is a Unix timestamp on the wire, which Anthropic's stream does not carry.
         return AnthropicStream(response, ChunksFromEvents(int(time.time()), self.provider.api_key),
                                self.provider.max_event_bytes)
+
+    def _request_headers(self, forwarded: tuple[tuple[str, str], ...]) -> httpx.Headers:
+        """The built-once headers, with a Messages client's version and betas when it sent
+        any (a chat client never does: its requests carry none)."""
+        if not forwarded:
+            return self._headers
+        headers = self._headers.copy()
+        headers.update(client_headers(self._headers.get("anthropic-beta"), forwarded))
+        return headers
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -5,7 +5,9 @@ Outbound, a chat-completions body becomes a Messages body: system messages join 
 user turn, `stop` becomes `stop_sequences`, and `max_tokens` (required by Anthropic) defaults
 to `DEFAULT_MAX_TOKENS`. Inbound, Anthropic's stream events become chat.completion.chunks
 with the usage chunk OpenAI sends last: `prompt_tokens` counts every input token (fresh,
-cache reads and cache writes), with cache reads as `prompt_tokens_details.cached_tokens`.
+cache reads and cache writes), with cache reads as `prompt_tokens_details.cached_tokens` and
+cache writes as `prompt_tokens_details.cache_write_tokens` (OpenRouter's name; priced by
+tokenlane.pricing).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import orjson
 from .base import UpstreamBadResponse
 from .redact import redact
 
-__all__ = ["DEFAULT_MAX_TOKENS", "ChunksFromEvents", "messages_body_from_chat"]
+__all__ = ["DEFAULT_MAX_TOKENS", "ChunksFromEvents", "client_headers", "messages_body_from_chat"]
 
 DEFAULT_MAX_TOKENS = 4096
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -60,6 +62,23 @@ def messages_body_from_chat(body: dict[str, Any]) -> dict[str, Any]:
         out["tool_choice"] = choice
     if isinstance(body.get("user"), str):
         out["metadata"] = {"user_id": body["user"]}
+    return out
+
+
+def client_headers(configured_beta: str | None, forwarded: tuple[tuple[str, str], ...]
+                   ) -> dict[str, str]:
+    """The headers a Messages client sent for Anthropic, to set on one upstream request.
+
+    The client's `anthropic-version` replaces the default (its body is written for that
+    version); its `anthropic-beta` list joins the betas the provider's config turns on, each
+    named once. Any other name is not the client's to set upstream and is left out."""
+    out: dict[str, str] = {}
+    for name, value in forwarded:
+        if name == "anthropic-beta" and configured_beta:
+            names = (b.strip() for b in f"{configured_beta},{value}".split(","))
+            out[name] = ",".join(dict.fromkeys(b for b in names if b))
+        elif name in ("anthropic-version", "anthropic-beta"):
+            out[name] = value
     return out
 
 
@@ -223,11 +242,12 @@ class ChunksFromEvents:
     def _usage_chunk(self) -> dict[str, Any]:
         usage = self._usage
         cached = usage.get("cache_read_input_tokens", 0)
-        prompt = usage.get("input_tokens", 0) + cached + usage.get(
-            "cache_creation_input_tokens", 0)
+        written = usage.get("cache_creation_input_tokens", 0)
+        prompt = usage.get("input_tokens", 0) + cached + written
         output = usage.get("output_tokens", 0)
         return {"id": self._id, "object": "chat.completion.chunk", "created": self._created,
                 "model": self._model, "choices": [],
                 "usage": {"prompt_tokens": prompt, "completion_tokens": output,
                           "total_tokens": prompt + output,
-                          "prompt_tokens_details": {"cached_tokens": cached}}}
+                          "prompt_tokens_details": {"cached_tokens": cached,
+                                                    "cache_write_tokens": written}}}

@@ -79,11 +79,15 @@ class Dialect(Protocol):
     async def open_stream(
         self, body: dict[str, Any], connect_timeout: float | None = None,
         headers: Sequence[tuple[str, str]] | None = None,
+        api_headers: tuple[tuple[str, str], ...] = (),
     ) -> UpstreamStream:
         """Send a streaming request; return once response headers arrived with a 2xx.
 
         `connect_timeout` overrides the provider's for this request; `headers` are added to
-        the provider's for this request alone (trace context)."""
+        the provider's for this request alone (trace context). `api_headers` are the
+        client's own headers for an upstream of its API (`ChatRequest.upstream_headers`,
+        Anthropic's version and betas): a dialect sends those its API defines and ignores
+        the rest."""
         ...
 
     async def aclose(self) -> None: ...

@@ -48,6 +48,7 @@ class OpenAIDialect:
     async def open_stream(
         self, body: dict[str, Any], connect_timeout: float | None = None,
         headers: Sequence[tuple[str, str]] | None = None,
+        api_headers: tuple[tuple[str, str], ...] = (),  # Anthropic's: nothing for this API
     ) -> OpenAIStream:
         request = httpx.Request(
             "POST",

@@ -452,7 +452,8 @@ class Engine:
             try:
                 async with asyncio.timeout(ttft_budget):
                     upstream = await dialect.open_stream(
-                        upstream_body(request, deployment), failover.connect_timeout_s, trace)
+                        upstream_body(request, deployment), failover.connect_timeout_s, trace,
+                        request.upstream_headers)
                     self._heard(deployment.id, upstream)
                     batches = upstream.batches()
                     head: list[dict[str, Any]] = []

@@ -3,7 +3,8 @@
 Claude Code and the Anthropic SDKs talk to any configured model through here: the request is
 translated to chat (`surfaces/messages_request.py`), routed and measured by the engine like
 any chat request, and its answer translated back. `anthropic-version` and `anthropic-beta`
-are accepted and need not be sent; errors are in Anthropic's shape with its statuses.
+are accepted and need not be sent; when sent they reach Anthropic-dialect upstreams (and no
+other client header does). Errors are in Anthropic's shape with its statuses.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..errors import InvalidRequest, TokenlaneError
 from ..request import ChatRequest, check_nesting, prompt_tokens_estimate
 from ..routing.engine import Engine
 from ..surfaces.messages_errors import anthropic_error
+from ..surfaces.messages_headers import forwarded_headers
 from ..surfaces.messages_reply import message_from_completion
 from ..surfaces.messages_request import chat_body_from_messages, messages_of
 from ..surfaces.messages_stream import MessagesStream
@@ -39,6 +41,7 @@ class Messages(_AnthropicErrors):
     def prepare(self, body: dict[str, Any], headers: dict[bytes, bytes]
                 ) -> tuple[ChatRequest, MessagesPresenter]:
         chat = chat_request(chat_body_from_messages(body), headers)
+        chat.upstream_headers = forwarded_headers(headers)
         return chat, MessagesPresenter(chat.model, chat.prompt_tokens)
 
 

@@ -66,6 +66,7 @@ class ChatCompletions:
         # Read once: a concurrent update applies from the next request.
         spec, counter = state.current
         self._board.request(name, _traceparent(scope["headers"]))
+        state.received.append(scope["headers"])
         reply: Reply
         if spec.api_key is not None and not dialect.authorized(scope["headers"], spec.api_key):
             reply = dialect.unauthorized(scope["headers"])

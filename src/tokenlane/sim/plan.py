@@ -101,6 +101,7 @@ def _plan(spec: SimProviderSpec, body: Any, rng: Random) -> Reply:
         completion_tokens=n,
         delays=delays,
         usage_details=spec.usage_details,
+        cache_write_tokens=min(spec.cache_write_tokens, prompt_tokens),
         n=choices if isinstance(choices, int) and not isinstance(choices, bool)
         and 1 <= choices <= 8 else 1,
         logprobs=body.get("logprobs") is True,

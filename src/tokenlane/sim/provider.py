@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Iterator, Mapping
 from random import Random
 from typing import Any
@@ -14,7 +15,9 @@ from .loader import SimConfigError
 from .ratelimits import RateWindow
 from .spec import SimProviderSpec
 
-__all__ = ["ProviderState"]
+__all__ = ["RECEIVED_KEPT", "ProviderState"]
+
+RECEIVED_KEPT = 64
 
 
 class ProviderState:
@@ -30,12 +33,16 @@ class ProviderState:
     as one pair, so a request never numbers itself on the wrong mode's counter.
     """
 
-    __slots__ = ("_current", "rng", "window")
+    __slots__ = ("_current", "received", "rng", "window")
 
     def __init__(self, spec: SimProviderSpec) -> None:
         self._current = (spec, itertools.count())
         self.rng = Random(spec.seed)
         self.window = RateWindow()  # per-minute limits, when the spec sets any
+        # The raw ASGI headers of the latest requests, newest last: what a gateway in front
+        # sent upstream (tests check which client headers were forwarded). Bounded, and one
+        # append of a list the server already built, so the hot path does not notice.
+        self.received: deque[list[tuple[bytes, bytes]]] = deque(maxlen=RECEIVED_KEPT)
 
     @property
     def spec(self) -> SimProviderSpec:

@@ -78,6 +78,7 @@ class Completion:
     delays: tuple[float, ...]
     fault: StreamFault | None = None
     usage_details: bool = False  # also report `*_tokens_details` in usage
+    cache_write_tokens: int = 0  # reported as written to the prompt cache (part of the prompt)
     n: int = 1  # choices, each the same answer
     logprobs: bool = False  # report a logprob per token
     # Cerebras's time_info (queue, prompt, completion, total seconds), when reported.

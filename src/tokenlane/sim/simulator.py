@@ -15,6 +15,8 @@ from .spec import SimProviderSpec
 
 __all__ = ["Simulator"]
 
+_KEY_HEADERS = (b"authorization", b"x-api-key")
+
 
 class Simulator:
     """Simulated providers served by one ASGI app (`.app`), each under `/{name}/v1`.
@@ -65,6 +67,13 @@ class Simulator:
     def counters(self, name: str) -> SimCounters:
         """A snapshot of what provider `name` has done so far."""
         return self._board.get(name)
+
+    def request_headers(self, name: str) -> list[dict[str, str]]:
+        """The headers of provider `name`'s latest requests (up to `RECEIVED_KEPT`, oldest
+        first), names lower-cased, its key headers (`authorization`, `x-api-key`) left out."""
+        return [{k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers
+                 if k.lower() not in _KEY_HEADERS}
+                for headers in list(self._providers[name].received)]
 
     def wait_counters(
         self, name: str, until: Callable[[SimCounters], bool], timeout: float = 5.0

@@ -63,6 +63,10 @@ class SimProviderSpec(BaseModel):
     # Report usage with OpenAI's detail objects too: half the prompt as `cached_tokens`, half
     # the completion as `reasoning_tokens` (for checking they reach the client intact).
     usage_details: bool = False
+    # Prompt tokens reported as written to the prompt cache (at most the prompt): OpenRouter's
+    # `prompt_tokens_details.cache_write_tokens`, and on the Anthropic route its
+    # `cache_creation_input_tokens`, for checking cache writes are priced.
+    cache_write_tokens: int = Field(default=0, ge=0)
     # What real providers differ in (see tokenlane.capabilities and providers.headroom):
     # features answered with a 400 naming the parameter, as Groq documents for logprobs,
     # logit_bias, messages[].name and n > 1.

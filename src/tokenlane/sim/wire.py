@@ -256,6 +256,11 @@ def _usage(reply: Completion) -> dict[str, Any]:
     if reply.usage_details:
         usage["prompt_tokens_details"] = {"cached_tokens": reply.prompt_tokens // 2}
         usage["completion_tokens_details"] = {"reasoning_tokens": reply.completion_tokens // 2}
+    if reply.cache_write_tokens:
+        details = usage.setdefault("prompt_tokens_details", {"cached_tokens": 0})
+        # Never more than what is left of the prompt beside the cached part.
+        details["cache_write_tokens"] = min(reply.cache_write_tokens,
+                                            reply.prompt_tokens - details["cached_tokens"])
     return usage
 
 

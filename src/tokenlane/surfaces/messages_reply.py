@@ -1,8 +1,9 @@
 """OpenAI chat.completion -> Anthropic Message (pure), and the pieces the stream shares.
 
 Token counts follow Anthropic's meaning: `input_tokens` excludes prompt tokens read from a
-cache, which are reported as `cache_read_input_tokens` (OpenAI's `cached_tokens` is part of
-`prompt_tokens`).
+cache and written to it, which are reported as `cache_read_input_tokens` and
+`cache_creation_input_tokens` (OpenAI's `cached_tokens`, and OpenRouter's `cache_write_tokens`,
+are parts of `prompt_tokens`).
 """
 
 from __future__ import annotations
@@ -80,10 +81,12 @@ def usage_of(usage: Any) -> dict[str, int]:
     usage = usage if isinstance(usage, dict) else {}
     prompt = usage.get("prompt_tokens") or 0
     details = usage.get("prompt_tokens_details")
-    cached = (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    details = details if isinstance(details, dict) else {}
+    cached = details.get("cached_tokens") or 0
+    written = details.get("cache_write_tokens") or 0
     return {
-        "input_tokens": max(0, prompt - cached),
+        "input_tokens": max(0, prompt - cached - written),
         "output_tokens": usage.get("completion_tokens") or 0,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
     }

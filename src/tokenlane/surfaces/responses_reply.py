@@ -123,7 +123,8 @@ def usage_of(usage: Any) -> dict[str, Any]:
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": prompt_details.get("cached_tokens") or 0,
-                                 "cache_write_tokens": 0},
+                                 "cache_write_tokens":
+                                 prompt_details.get("cache_write_tokens") or 0},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens":
                                   output_details.get("reasoning_tokens") or 0},

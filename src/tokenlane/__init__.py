@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     __version__: str
 
 __all__ = [
+    "AnthropicMessage",
     "AsyncClient",
+    "AsyncMessageStream",
     "AsyncStream",
     "Attempt",
     "AuthenticationFailed",
@@ -40,6 +42,7 @@ __all__ = [
     "GatewayUnreachable",
     "InvalidRequest",
     "MaxPrice",
+    "MessageStream",
     "ModelNotFound",
     "ModelStats",
     "NoDeploymentAvailable",

@@ -12,7 +12,8 @@ import pytest
 
 import tokenlane
 
-MODULES = ["tokenlane", "tokenlane.client", "tokenlane.client.gateway",
+MODULES = ["tokenlane", "tokenlane.client", "tokenlane.client.anthropic_results",
+           "tokenlane.client.gateway",
            "tokenlane.client.openai_compat", "tokenlane.client.results",
            "tokenlane.client.route", "tokenlane.client.router", "tokenlane.client.streams"]
 
@@ -22,7 +23,7 @@ def _isort_key(name: str) -> tuple[int, str]:
     return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
 
 
-@pytest.mark.parametrize("name", [*MODULES, "tokenlane.client._chat",
+@pytest.mark.parametrize("name", [*MODULES, "tokenlane.client._chat", "tokenlane.client._messages",
                                   "tokenlane.client._closing", "tokenlane.client._wire"])
 def test_all_is_sorted_and_resolves(name: str) -> None:
     module = importlib.import_module(name)

@@ -2,14 +2,17 @@
 
 - `Router`: the gateway's engine in your process (same config, same routing, no server).
   `chat` / `achat` return OpenAI-shaped results that also say how they were routed
-  (`decision`) and what was measured (`observation`); `stats()` gives the live estimates.
+  (`decision`) and what was measured (`observation`); `messages` / `amessages` take and
+  return Anthropic's Messages API shapes (`AnthropicMessage`, `MessageStream` of
+  `AnthropicEvent`s); `embeddings`; `stats()` gives the live estimates.
 - `Client` / `AsyncClient`: a running gateway over HTTP, with typed routing options, the
   decision from the `x-tokenlane-route` header and errors as the same typed exceptions.
 - `openai_extra`, `decision_from`, `error_from`: the same with the official openai SDK.
 
-Layout: `_wire` (sans-I/O: bodies, error mapping, SSE), `route` (the decision), `results` and
-`streams` (what is returned), `_chat` and `_closing` (the signature and lifetime the classes
-share), `_runner` (the engine's loop thread), `router`, `gateway` and `openai_compat`.
+Layout: `_wire` (sans-I/O: bodies, error mapping, SSE), `route` (the decision), `results`,
+`anthropic_results` and `streams` (what is returned), `_chat`, `_messages`, `_embeddings` and
+`_closing` (the signatures and lifetime the classes share), `_message_events` (an in-process
+stream's chunks as Anthropic events), `_runner` (the engine's loop thread), `router`, `gateway` and `openai_compat`.
 `build_engine` is the one construction path of an engine, shared with the server.
 """
 
@@ -29,6 +32,7 @@ from ..routing.stream import StreamBroken
 from ..stats.observation import Observation
 from ._chat import Messages
 from ._wire import ProviderArg
+from .anthropic_results import AnthropicEvent, AnthropicMessage
 from .gateway import AsyncClient, Client, GatewayUnreachable
 from .openai_compat import (
     HasHeaders,
@@ -56,10 +60,13 @@ from .results import (
 )
 from .route import RouteCandidate, RouteInfo, parse_route_header
 from .router import ConfigSource, Router
-from .streams import AsyncStream, Stream
+from .streams import AsyncMessageStream, AsyncStream, MessageStream, Stream
 
 __all__ = [
+    "AnthropicEvent",
+    "AnthropicMessage",
     "AsyncClient",
+    "AsyncMessageStream",
     "AsyncStream",
     "Attempt",
     "AuthenticationFailed",
@@ -80,6 +87,7 @@ __all__ = [
     "InvalidRequest",
     "MaxPrice",
     "Message",
+    "MessageStream",
     "Messages",
     "ModelNotFound",
     "ModelStats",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._wire import ProviderArg, provider_dict
+from ._wire import ProviderArg, with_provider
 from .results import Embeddings
 
 __all__ = ["EmbeddingInput", "aembeddings", "embeddings", "embeddings_body"]
@@ -28,15 +28,10 @@ def embeddings_body(model: str, input: EmbeddingInput, provider: ProviderArg,
                     params: dict[str, Any]) -> dict[str, Any]:
     """The embeddings request body: OpenAI's fields (floats unless `encoding_format` says
     otherwise, so `Embeddings.vectors` reads them as they are) plus our `provider` object."""
-    if "provider" in params:
-        raise TypeError("give routing options as provider=..., not inside extra params")
     value: Any = input if isinstance(input, str) else [
         item if isinstance(item, (str, int)) else list(item) for item in input]
     body: dict[str, Any] = {"model": model, "input": value, "encoding_format": "float", **params}
-    options = provider_dict(provider)
-    if options is not None:
-        body["provider"] = options
-    return body
+    return with_provider(body, provider, params)
 
 
 def embeddings(self: _Embeds, *, model: str, input: EmbeddingInput,

@@ -30,12 +30,15 @@ __all__ = [
     "NEED_DATA",
     "OPTIONS_HEADER",
     "ChunkDecoder",
+    "MessageEventDecoder",
     "NeedData",
     "ProviderArg",
     "chat_body",
+    "error_from_anthropic",
     "error_from_response",
     "provider_dict",
     "route_from_headers",
+    "with_provider",
 ]
 
 ProviderArg: TypeAlias = RoutingOptions | Mapping[str, Any] | None
@@ -67,12 +70,19 @@ def chat_body(
     params: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The chat-completions request body: OpenAI's fields plus our `provider` object."""
-    if "provider" in params:
-        raise TypeError("give routing options as provider=..., not inside extra params")
     body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
     body.update(params)
     if stream:
         body["stream"] = True
+    return with_provider(body, provider, params)
+
+
+def with_provider(body: dict[str, Any], provider: ProviderArg, params: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """`body` with our `provider` object (routing options) added. One among the extra
+    `params` is refused rather than silently replaced."""
+    if "provider" in params:
+        raise TypeError("give routing options as provider=..., not inside extra params")
     options = provider_dict(provider)
     if options is not None:
         body["provider"] = options
@@ -178,18 +188,8 @@ class NeedData:
 NEED_DATA = NeedData()
 
 
-class ChunkDecoder:
-    """Gateway SSE bytes in, chat.completion.chunk dicts out (h11's shape: the caller reads,
-    the decoder only parses).
-
-        while (chunk := decoder.next_chunk()) is NEED_DATA:
-            decoder.feed(read())        # None at EOF
-        return chunk                    # a dict, or None at the end of the stream
-
-    An error event (the gateway's mid-stream contract: one `{"error": ...}` event, then the
-    end) becomes the typed exception, and EOF before `[DONE]` StreamBroken: `next_chunk`
-    raises it once the chunks that came before it were taken.
-    """
+class _Decoder:
+    """What both stream decoders share: events ready to take, then the end or the error."""
 
     __slots__ = ("_decoder", "_error", "_ready", "done")
 
@@ -207,6 +207,26 @@ class ChunkDecoder:
             error, self._error = self._error, None
             raise error
         return None if self.done else NEED_DATA
+
+    def _fail(self, error: TokenlaneError) -> None:
+        self.done = True
+        self._error = error
+
+
+class ChunkDecoder(_Decoder):
+    """Gateway SSE bytes in, chat.completion.chunk dicts out (h11's shape: the caller reads,
+    the decoder only parses).
+
+        while (chunk := decoder.next_chunk()) is NEED_DATA:
+            decoder.feed(read())        # None at EOF
+        return chunk                    # a dict, or None at the end of the stream
+
+    An error event (the gateway's mid-stream contract: one `{"error": ...}` event, then the
+    end) becomes the typed exception, and EOF before `[DONE]` StreamBroken: `next_chunk`
+    raises it once the chunks that came before it were taken.
+    """
+
+    __slots__ = ()
 
     def feed(self, data: bytes | None) -> None:
         """Bytes read from the response; `None` at EOF."""
@@ -228,9 +248,58 @@ class ChunkDecoder:
                 return
             self._ready.append(chunk)
 
-    def _fail(self, error: TokenlaneError) -> None:
-        self.done = True
-        self._error = error
+
+class MessageEventDecoder(_Decoder):
+    """`ChunkDecoder` for `POST /v1/messages` streams: Anthropic's event dicts out, up to
+    `message_stop`. Its `error` event (sent only once output reached the client) is
+    StreamBroken, and so is EOF before `message_stop`."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes | None) -> None:
+        """Bytes read from the response; `None` at EOF."""
+        if self.done:
+            return
+        if data is None:
+            self._fail(StreamBroken("the gateway's stream ended before message_stop"))
+            return
+        for event in self._decoder.feed(data):
+            body = _json_object(event.data)
+            if body is None:
+                self._fail(StreamBroken("the gateway sent an unparsable stream event"))
+                return
+            if body.get("type") == "error":
+                err = body.get("error")
+                message = err.get("message") if isinstance(err, dict) else None
+                self._fail(StreamBroken(str(message or "the stream failed")))
+                return
+            self._ready.append(body)
+            if body.get("type") == "message_stop":
+                self.done = True
+                return
+
+
+# Anthropic's error types that name one of our typed errors (messages_errors.py, inverted).
+_ANTHROPIC_CODES = {
+    "authentication_error": "invalid_api_key",
+    "not_found_error": "model_not_found",
+    "request_too_large": "request_too_large",
+    "rate_limit_error": "rate_limit_exceeded",
+    "overloaded_error": "no_deployment_available",
+}
+
+
+def error_from_anthropic(
+    status: int, headers: Mapping[str, str], content: bytes
+) -> TokenlaneError:
+    """`error_from_response` for an error in Anthropic's shape (`POST /v1/messages`): the
+    same typed exceptions, `type` Anthropic's."""
+    body = _json_object(content)
+    err = body.get("error") if body is not None else None
+    if isinstance(err, dict):
+        code = _ANTHROPIC_CODES.get(str(err.get("type")))
+        content = orjson.dumps({"error": {**err, "code": code}})
+    return error_from_response(status, headers, content)
 
 
 def _stream_error_status(chunk: Mapping[str, Any]) -> int:

@@ -12,7 +12,7 @@ it, and see `tokenlane.client.openai_compat` for routing options and the decisio
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -21,11 +21,19 @@ import orjson
 
 from ..errors import TokenlaneError
 from ..stats.observation import Observation
-from . import _chat, _embeddings
+from . import _chat, _embeddings, _messages
 from ._closing import AsyncClosing, Closing
-from ._wire import ChunkDecoder, NeedData, error_from_response, route_from_headers
+from ._wire import (
+    ChunkDecoder,
+    MessageEventDecoder,
+    NeedData,
+    error_from_anthropic,
+    error_from_response,
+    route_from_headers,
+)
+from .anthropic_results import AnthropicMessage
 from .results import ChatCompletion, Embeddings, RouterStats
-from .streams import AsyncStream, Stream
+from .streams import AsyncMessageStream, AsyncStream, MessageStream, Stream
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client", "GatewayUnreachable"]
 
@@ -36,6 +44,8 @@ _STATS_PATH = "/v1/router/stats"
 _MODELS_PATH = "/v1/models"
 
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
+# Reads an error response into the typed exception (OpenAI's shape, or Anthropic's).
+Errors = Callable[[int, Mapping[str, str], bytes], TokenlaneError]
 
 
 class GatewayUnreachable(TokenlaneError):
@@ -84,6 +94,21 @@ class _BaseClient(Generic[H]):
             "POST", self.base_url + "/v1/embeddings", content=orjson.dumps(body),
             headers={**self._headers, "content-type": "application/json"})
 
+    def _message_request(self, body: dict[str, Any], betas: Sequence[str]) -> httpx.Request:
+        headers = {**self._headers, "content-type": "application/json"}
+        if body.get("stream"):
+            headers["accept"] = "text/event-stream"
+        beta = _messages.beta_headers(betas)
+        headers.update(beta)
+        return self._http.build_request("POST", self.base_url + "/v1/messages",
+                                        content=orjson.dumps(body), headers=headers)
+
+    @staticmethod
+    def _message_of(response: httpx.Response) -> AnthropicMessage:
+        decision, deployment = route_from_headers(response.headers)
+        return AnthropicMessage(orjson.loads(response.content), decision=decision,
+                                deployment=deployment)
+
     @staticmethod
     def _embedded(response: httpx.Response) -> Embeddings:
         decision, deployment = route_from_headers(response.headers)
@@ -97,10 +122,10 @@ class _BaseClient(Generic[H]):
         return _unreachable(f"cannot reach the gateway at {self.base_url}")
 
     @staticmethod
-    def _check(response: httpx.Response) -> None:
+    def _check(response: httpx.Response, errors: Errors = error_from_response) -> None:
         """Raise the typed error for an error response (its body already read)."""
         if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.headers, response.content)
+            raise errors(response.status_code, response.headers, response.content)
 
     @staticmethod
     def _completion(response: httpx.Response) -> ChatCompletion:
@@ -118,10 +143,11 @@ class _HTTPSource:
 
     observation: Observation | None = None
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response,
+                 decoder: ChunkDecoder | MessageEventDecoder | None = None) -> None:
         self._response = response
         self._pieces = response.iter_bytes()  # decoded: a proxy in front may compress
-        self._decoder = ChunkDecoder()
+        self._decoder = decoder or ChunkDecoder()
 
     def next_chunk(self) -> dict[str, Any] | None:
         while isinstance(chunk := self._decoder.next_chunk(), NeedData):
@@ -138,10 +164,11 @@ class _AsyncHTTPSource:
 
     observation: Observation | None = None
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response,
+                 decoder: ChunkDecoder | MessageEventDecoder | None = None) -> None:
         self._response = response
         self._pieces: AsyncIterator[bytes] = response.aiter_bytes()
-        self._decoder = ChunkDecoder()
+        self._decoder = decoder or ChunkDecoder()
 
     async def next_chunk(self) -> dict[str, Any] | None:
         while isinstance(chunk := self._decoder.next_chunk(), NeedData):
@@ -160,7 +187,7 @@ class Client(_BaseClient[httpx.Client], Closing):
     `api_key` defaults to `$TOKENLANE_API_KEY`. Pass `http_client` to bring your own
     `httpx.Client` (proxies, TLS, transports); it is then yours to close.
 
-    `chat` has `Router.chat`'s signature, results and errors; the decision comes from the
+    `chat`, `messages` and `embeddings` have `Router`'s signatures, results and errors; the decision comes from the
     gateway's `x-tokenlane-route` header, and `observation` is None (the gateway measures but
     does not report per response).
     """
@@ -187,6 +214,19 @@ class Client(_BaseClient[httpx.Client], Closing):
         decision, deployment = route_from_headers(response.headers)
         return Stream(_HTTPSource(response), decision=decision, deployment=deployment)
 
+    messages = _messages.messages
+
+    def _message(self, body: dict[str, Any], betas: Sequence[str]
+                 ) -> AnthropicMessage | MessageStream:
+        stream = bool(body.get("stream"))
+        response = self._send(self._message_request(body, betas), stream=stream,
+                              errors=error_from_anthropic)
+        if not stream:
+            return self._message_of(response)
+        decision, deployment = route_from_headers(response.headers)
+        return MessageStream(_HTTPSource(response, MessageEventDecoder()), decision=decision,
+                             deployment=deployment)
+
     embeddings = _embeddings.embeddings
 
     def _embed(self, body: dict[str, Any]) -> Embeddings:
@@ -200,7 +240,8 @@ class Client(_BaseClient[httpx.Client], Closing):
         """The public model names the gateway serves (`GET /v1/models`)."""
         return self._models(self._send(self._get_request(_MODELS_PATH)))
 
-    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+    def _send(self, request: httpx.Request, stream: bool = False,
+              errors: Errors = error_from_response) -> httpx.Response:
         with self._sending():
             response = self._http.send(request, stream=stream)
             if stream and response.status_code >= 400:
@@ -208,7 +249,7 @@ class Client(_BaseClient[httpx.Client], Closing):
                     response.read()
                 finally:
                     response.close()
-        self._check(response)
+        self._check(response, errors)
         return response
 
     def close(self) -> None:
@@ -219,7 +260,8 @@ class Client(_BaseClient[httpx.Client], Closing):
 
 class AsyncClient(_BaseClient[httpx.AsyncClient], AsyncClosing):
     """A tokenlane gateway, from async code: `Client`'s twin, the same methods awaited
-    (`chat` is `Router.achat`'s signature), `aclose()` and `async with`."""
+    (`chat` is `Router.achat`'s signature, `messages` `Router.amessages`'), `aclose()` and
+    `async with`."""
 
     def __init__(
         self,
@@ -243,6 +285,19 @@ class AsyncClient(_BaseClient[httpx.AsyncClient], AsyncClosing):
         decision, deployment = route_from_headers(response.headers)
         return AsyncStream(_AsyncHTTPSource(response), decision=decision, deployment=deployment)
 
+    messages = _messages.amessages
+
+    async def _amessage(self, body: dict[str, Any], betas: Sequence[str]
+                        ) -> AnthropicMessage | AsyncMessageStream:
+        stream = bool(body.get("stream"))
+        response = await self._send(self._message_request(body, betas), stream=stream,
+                                    errors=error_from_anthropic)
+        if not stream:
+            return self._message_of(response)
+        decision, deployment = route_from_headers(response.headers)
+        return AsyncMessageStream(_AsyncHTTPSource(response, MessageEventDecoder()),
+                                  decision=decision, deployment=deployment)
+
     embeddings = _embeddings.aembeddings
 
     async def _aembed(self, body: dict[str, Any]) -> Embeddings:
@@ -256,7 +311,8 @@ class AsyncClient(_BaseClient[httpx.AsyncClient], AsyncClosing):
         """The public model names the gateway serves (`GET /v1/models`)."""
         return self._models(await self._send(self._get_request(_MODELS_PATH)))
 
-    async def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+    async def _send(self, request: httpx.Request, stream: bool = False,
+                    errors: Errors = error_from_response) -> httpx.Response:
         with self._sending():
             response = await self._http.send(request, stream=stream)
             if stream and response.status_code >= 400:
@@ -264,7 +320,7 @@ class AsyncClient(_BaseClient[httpx.AsyncClient], AsyncClosing):
                     await response.aread()
                 finally:
                     await response.aclose()
-        self._check(response)
+        self._check(response, errors)
         return response
 
     async def aclose(self) -> None:

@@ -207,7 +207,9 @@ class ChunkChoice(_ChoiceLike):
         return Delta(self.raw.get("delta") or {})
 
 
-class _Routed(_View):
+class _Answer(_View):
+    """An answer of any surface's shape, with how it was routed."""
+
     __slots__ = ("decision", "deployment", "observation")
 
     def __init__(
@@ -225,13 +227,17 @@ class _Routed(_View):
 
     @property
     def id(self) -> str:
-        """The completion id (the upstream's)."""
+        """The answer's id (derived from the upstream's)."""
         return self._str("id") or ""
 
     @property
     def model(self) -> str:
         """The public model name asked for (not the upstream's id)."""
         return self._str("model") or ""
+
+
+class _Routed(_Answer):
+    __slots__ = ()
 
     @property
     def created(self) -> int:

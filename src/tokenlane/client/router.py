@@ -9,6 +9,8 @@ Same config file, same engine (`tokenlane.routing.engine.Engine`, built by `buil
 the gateway builds its own), same request parsing: what the gateway would do with a request,
 the router does. The engine runs on a private event loop in a background thread (see
 `_runner`), so `chat` works from plain threads and `achat` from any event loop, concurrently.
+`messages` / `amessages` take Anthropic's Messages API instead, translated as the gateway's
+`POST /v1/messages` translates it; `embeddings` / `aembeddings` route embeddings.
 """
 
 from __future__ import annotations
@@ -17,26 +19,30 @@ import os
 import random
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..clock import Clock
 from ..config import Settings, load_settings, parse_settings
-from ..request import chat_request_from_body
+from ..request import ChatRequest, chat_request_from_body
 from ..routing.build import build_engine, build_prober
 from ..routing.engine import Completion
 from ..routing.passthrough import Passthrough, PassthroughAnswer
 from ..routing.stream import ChatStream
 from ..stats.observation import Observation
+from ..surfaces.messages_reply import message_from_completion
+from ..surfaces.messages_request import chat_body_from_messages
 from ..surfaces.passthrough import passthrough_request
 from ..types import Catalog
-from . import _chat, _embeddings
+from . import _chat, _embeddings, _messages
 from ._closing import AsyncClosing, Closing
+from ._message_events import AsyncMessageEvents, MessageEvents
 from ._runner import AsyncQueueSource, EngineRunner, ThreadQueueSource
+from .anthropic_results import AnthropicMessage
 from .results import ChatCompletion, Embeddings, RouterStats
 from .route import RouteInfo
-from .streams import AsyncStream, Stream
+from .streams import AsyncMessageStream, AsyncStream, MessageStream, Stream
 
 __all__ = ["ConfigSource", "Router"]
 
@@ -109,6 +115,36 @@ class Router(Closing, AsyncClosing):
         opened = await runner.acall(lambda: runner.open_stream(request, source))
         return AsyncStream(source, decision=_decision(opened), deployment=opened.deployment.id)
 
+    # -- messages (Anthropic's API, translated as the gateway's /v1/messages does) ----------
+
+    messages = _messages.messages
+    amessages = _messages.amessages
+
+    def _message(self, body: dict[str, Any], betas: Sequence[str]
+                 ) -> AnthropicMessage | MessageStream:
+        request = _messages_request(body, betas)
+        runner = self._runner
+        if not request.stream:
+            done = runner.call(lambda: runner.engine.complete(request))
+            return _message_of(done, request)
+        source = ThreadQueueSource(runner, owner=self)
+        opened = runner.call(lambda: runner.open_stream(request, source))
+        return MessageStream(MessageEvents(source, request.model, request.prompt_tokens),
+                             decision=_decision(opened), deployment=opened.deployment.id)
+
+    async def _amessage(self, body: dict[str, Any], betas: Sequence[str]
+                        ) -> AnthropicMessage | AsyncMessageStream:
+        request = _messages_request(body, betas)
+        runner = self._runner
+        if not request.stream:
+            return _message_of(await runner.acall(lambda: runner.engine.complete(request)),
+                               request)
+        source = AsyncQueueSource(runner, owner=self)
+        opened = await runner.acall(lambda: runner.open_stream(request, source))
+        return AsyncMessageStream(
+            AsyncMessageEvents(source, request.model, request.prompt_tokens),
+            decision=_decision(opened), deployment=opened.deployment.id)
+
     # -- embeddings -------------------------------------------------------------------------
 
     embeddings = _embeddings.embeddings
@@ -176,6 +212,18 @@ def _decision(stream: ChatStream | Completion | PassthroughAnswer) -> RouteInfo 
 def _completion(done: Completion) -> ChatCompletion:
     return ChatCompletion(done.body, decision=_decision(done), deployment=done.deployment.id,
                           observation=done.observation)
+
+
+def _messages_request(body: dict[str, Any], betas: Sequence[str]) -> ChatRequest:
+    request = chat_request_from_body(chat_body_from_messages(body))
+    request.upstream_headers = _messages.beta_headers(betas)
+    return request
+
+
+def _message_of(done: Completion, request: ChatRequest) -> AnthropicMessage:
+    return AnthropicMessage(message_from_completion(done.body, request.model),
+                            decision=_decision(done), deployment=done.deployment.id,
+                            observation=done.observation)
 
 
 def _close_abandoned(runner: EngineRunner) -> None:

@@ -1,22 +1,23 @@
 """Streamed answers: iterators of chunks that know how they were routed.
 
 One `Stream` (sync) and one `AsyncStream` type serve both the in-process router and the
-gateway client; where the chunks come from is a small source object behind them. Always
+gateway client (and `MessageStream` / `AsyncMessageStream` the Messages surface's events); where the chunks come from is a small source object behind them. Always
 finish iterating or close the stream (`with` / `async with` do it): closing early releases
 the upstream connection, and the attempt is recorded as cancelled.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from ..stats.observation import Observation
 from ._closing import AsyncClosing, Closing
+from .anthropic_results import AnthropicEvent
 from .results import ChatCompletionChunk
 from .route import RouteInfo
 
-__all__ = ["AsyncChunkSource", "AsyncStream", "ChunkSource", "Stream"]
+__all__ = ["AsyncChunkSource", "AsyncMessageStream", "AsyncStream", "ChunkSource",
+           "MessageStream", "Stream"]
 
 
 class ChunkSource(Protocol):
@@ -81,20 +82,15 @@ class _StreamBase(Generic[S]):
         return f"<{type(self).__name__} {state} deployment={self.deployment!r}>"
 
 
-class Stream(_StreamBase[ChunkSource], Closing):
-    """A streamed chat completion: iterate it for `ChatCompletionChunk`s.
-
-    The first token was already produced when this object was returned: `decision` and
-    `deployment` say who produces it; `observation` (in-process) fills in at the end. A
-    failure after the first token raises `StreamBroken`; nothing is switched silently.
-    """
+class _SyncStream(_StreamBase[ChunkSource], Closing):
+    """Iteration and closing of a sync stream; subclasses say what one item is."""
 
     __slots__ = ()
 
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+    def __iter__(self) -> Self:
         return self
 
-    def __next__(self) -> ChatCompletionChunk:
+    def _next_raw(self) -> dict[str, Any]:
         if self._closed:
             raise StopIteration
         try:
@@ -105,7 +101,7 @@ class Stream(_StreamBase[ChunkSource], Closing):
         if raw is None:
             self.close()
             raise StopIteration
-        return ChatCompletionChunk(raw)
+        return raw
 
     def close(self) -> None:
         """Stop reading; an unfinished stream releases its upstream (recorded as cancelled)."""
@@ -114,15 +110,15 @@ class Stream(_StreamBase[ChunkSource], Closing):
             self._source.close()
 
 
-class AsyncStream(_StreamBase[AsyncChunkSource], AsyncClosing):
-    """The async twin of `Stream`: `async for chunk in stream`, `await stream.aclose()`."""
+class _AsyncStream(_StreamBase[AsyncChunkSource], AsyncClosing):
+    """The async twin of `_SyncStream`."""
 
     __slots__ = ()
 
-    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+    def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> ChatCompletionChunk:
+    async def _next_raw(self) -> dict[str, Any]:
         if self._closed:
             raise StopAsyncIteration
         try:
@@ -133,10 +129,53 @@ class AsyncStream(_StreamBase[AsyncChunkSource], AsyncClosing):
         if raw is None:
             await self.aclose()
             raise StopAsyncIteration
-        return ChatCompletionChunk(raw)
+        return raw
 
     async def aclose(self) -> None:
         """Stop reading; an unfinished stream releases its upstream (recorded as cancelled)."""
         if not self._closed:
             self._closed = True
             await self._source.aclose()
+
+
+class Stream(_SyncStream):
+    """A streamed chat completion: iterate it for `ChatCompletionChunk`s.
+
+    The first token was already produced when this object was returned: `decision` and
+    `deployment` say who produces it; `observation` (in-process) fills in at the end. A
+    failure after the first token raises `StreamBroken`; nothing is switched silently.
+    """
+
+    __slots__ = ()
+
+    def __next__(self) -> ChatCompletionChunk:
+        return ChatCompletionChunk(self._next_raw())
+
+
+class AsyncStream(_AsyncStream):
+    """The async twin of `Stream`: `async for chunk in stream`, `await stream.aclose()`."""
+
+    __slots__ = ()
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return ChatCompletionChunk(await self._next_raw())
+
+
+class MessageStream(_SyncStream):
+    """A streamed Anthropic message: iterate it for `AnthropicEvent`s, in Anthropic's order
+    (`message_start` ... `message_stop`). Routed and closed like `Stream`; a failure after
+    the first token raises `StreamBroken`."""
+
+    __slots__ = ()
+
+    def __next__(self) -> AnthropicEvent:
+        return AnthropicEvent(self._next_raw())
+
+
+class AsyncMessageStream(_AsyncStream):
+    """The async twin of `MessageStream`."""
+
+    __slots__ = ()
+
+    async def __anext__(self) -> AnthropicEvent:
+        return AnthropicEvent(await self._next_raw())

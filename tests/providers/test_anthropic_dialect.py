@@ -102,12 +102,29 @@ def test_messages_client_to_anthropic_upstream(gw) -> None:
     assert final.stop_reason == "end_turn" and final.usage.output_tokens == 12
 
 
-def test_overloaded_anthropic_falls_back() -> None:
-    down = CLAUDE.model_copy(update={"fault": "http_503"})
+@pytest.mark.parametrize("fault", ["http_503", "http_529"])
+def test_overloaded_anthropic_falls_back(fault: str) -> None:
+    down = CLAUDE.model_copy(update={"fault": fault})
     with anthropic_stack([down, BACKUP], {"m": ["claude", "backup"]}) as s:
         raw = s.openai().chat.completions.with_raw_response.create(model="m", messages=USER)
         assert raw.headers["x-tokenlane-deployment"] == "backup/backup-m"
         assert raw.parse().choices[0].finish_reason == "stop"
+        assert s.sim.counters("claude").errors == 1  # tried, refused, then the fallback
+
+
+def test_anthropic_rate_limit_falls_back_and_its_retry_after_is_kept() -> None:
+    limited = CLAUDE.model_copy(update={"rate_limit_rate": 1.0, "retry_after_s": 7})
+    with anthropic_stack([limited, BACKUP], {"m": ["claude", "backup"]}) as s:
+        raw = s.openai().chat.completions.with_raw_response.create(model="m", messages=USER)
+        assert raw.headers["x-tokenlane-deployment"] == "backup/backup-m"
+        assert s.sim.counters("claude").rate_limited == 1
+        assert "claude/claude-m" in raw.headers["x-tokenlane-route"]
+    with (anthropic_stack([limited], {"m": ["claude"]}) as s,
+          pytest.raises(openai.RateLimitError) as caught):
+        s.openai().chat.completions.create(model="m", messages=USER)
+    # Anthropic's 429 and its Retry-After: the client is told when to come back.
+    assert 0 < float(caught.value.response.headers["retry-after"]) <= 7
+    assert caught.value.body["attempts"][0]["outcome"] == "429"
 
 
 def test_mid_stream_error_event_breaks_the_stream() -> None:

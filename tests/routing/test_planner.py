@@ -229,3 +229,21 @@ def test_after_a_slow_answer_only_one_request_at_a_time_goes_back_to_confirm() -
     before = decide(throughput, Snapshot(0.0, {**profiles, "fast/m": estimate(
         "fast", 0.50, 1000, shifting=True, in_flight=1)}))
     assert order(before)[0] == "fast"  # without the bad news it would still rank first
+
+
+def test_a_cold_deployment_lacking_a_feature_is_not_measured_with_that_request() -> None:
+    from dataclasses import replace
+
+    blind = replace(deployment("cheap", 0.1, 0.2), capabilities=frozenset({"tools"}))
+    route = replace(ROUTE, deployments=(*ROUTE.deployments[:2], blind))
+    estimates = dict(SNAPSHOT.estimates)
+    estimates.pop("cheap/m")  # never measured: a cold start would try it first
+    image = {"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]}
+    request = chat_request_from_body({"model": "m", "messages": [image]})
+    decision = plan(route, request, request.options, Snapshot(0.0, estimates),
+                    random.Random(0), NO_EXPLORE)
+    assert order(decision)[-1] == "cheap" and decision.why != "cold"
+    text = chat_request_from_body({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    cold = plan(route, text, text.options, Snapshot(0.0, estimates), random.Random(0), NO_EXPLORE)
+    assert order(cold)[0] == "cheap" and cold.why == "cold"  # text: measured as before

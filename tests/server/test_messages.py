@@ -292,3 +292,41 @@ def test_hostile_bodies_are_4xx_in_anthropics_shape(gw, path: str) -> None:
     response = httpx.post(f"{gw.url}{path}", content=json.dumps(nested),
                           headers={**auth, "content-type": "text/plain"})
     assert response.status_code == 415 and response.json()["type"] == "error"
+
+
+PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJR"
+         "U5ErkJggg==")
+
+
+def test_an_image_goes_to_a_deployment_that_sees() -> None:
+    """Image blocks translate to image parts, and capabilities route them: a deployment
+    without `vision` goes after one that has it (under an adaptive policy; `order` is
+    followed to the letter)."""
+    from tokenlane.capabilities import ALL_FEATURES
+    from tokenlane.config import parse_settings
+    from tokenlane.server import create_app
+    from tokenlane.sim import Simulator
+
+    from ..harness import SIM_KEY, Stack, gateway_config
+    from ..loopback import serve
+
+    specs = [FAST.model_copy(update={"name": n, "api_key": SIM_KEY}) for n in ("blind", "eyes")]
+    sim = Simulator(specs)
+    picture = [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                     "data": PIXEL}},
+        {"type": "text", "text": "What is this?"}]}]
+    with serve(sim.app) as sim_url:
+        data = gateway_config(sim_url, {"llama": ["blind", "eyes"]})
+        data["models"]["llama"]["deployments"][0]["capabilities"] = sorted(
+            ALL_FEATURES - {"vision"})
+        settings = parse_settings(data)
+        app = create_app(settings, env={"TL_TEST_KEYS": MASTER_KEY, "SIM_KEY": SIM_KEY})
+        with serve(app) as url:
+            s = Stack(sim, sim_url, url, app, settings)
+            for _ in range(3):  # whatever the exploration state: never the blind one first
+                seen = client(s).messages.with_raw_response.create(
+                    model="llama", max_tokens=20, messages=picture)
+                assert seen.headers["x-tokenlane-deployment"] == "eyes/eyes-llama"
+                assert seen.parse().stop_reason == "end_turn"
+    assert sim.counters("blind").requests == 0

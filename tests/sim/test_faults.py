@@ -29,6 +29,7 @@ from .support import HELLO, WEATHER_TOOL, SdkClient, StartSim, instant
 
 MODES = {
     "http_503",
+    "http_529",
     "reset_before_headers",
     "reset_after_first_chunk",
     "stall_before_first_token",
@@ -140,6 +141,18 @@ def test_http_503(start_sim: StartSim, sdk: SdkClient, stream: bool) -> None:
     with pytest.raises(openai.InternalServerError) as err:
         sdk(root).chat.completions.create(model="m", messages=HELLO, stream=stream)
     assert err.value.status_code == 503
+    assert ended(sim).errors == 2
+
+
+def test_http_529_is_anthropics_overloaded_on_both_routes(start_sim: StartSim) -> None:
+    sim, root = start_sim(faulty("http_529"))
+    response = httpx.post(url(root), json=body(False))
+    assert response.status_code == 529 and response.json()["error"]["type"] == "overloaded_error"
+    messages = httpx.post(url(root).replace("/chat/completions", "/messages"), json={
+        "model": "m", "max_tokens": 5, "messages": HELLO})
+    assert messages.status_code == 529
+    assert messages.json() == {"type": "error", "error": {"type": "overloaded_error",
+                                                          "message": "Overloaded"}}
     assert ended(sim).errors == 2
 
 

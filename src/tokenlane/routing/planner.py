@@ -242,8 +242,10 @@ def _arrange(
         None)
     if trial is not None:
         return [trial] + [c for c in ranked if c is not trial], "trial"
-    cold = [c for c in ranked if c.estimate is None or
-            (c.estimate.samples == 0 and c.estimate.in_flight == 0)]
+    # Never one demoted for the request itself (a feature it lacks, no room left): measuring
+    # it with this request would send an image to a model that cannot see it.
+    cold = [c for c in ranked if demoted(c) < 3 and (c.estimate is None or
+            (c.estimate.samples == 0 and c.estimate.in_flight == 0))]
     if cold:
         first = cold[0]
         return [first] + [c for c in ranked if c is not first], "cold"

@@ -14,6 +14,7 @@ request refused for its API key, or whose body is not JSON, is answered before t
 Outages replace whatever the provider would have answered, request errors included:
 
     http_503                  503 `server_error`, no Retry-After
+    http_529                  529, Anthropic's "overloaded" (`overloaded_error` on its route)
     reset_before_headers      TCP reset before any response byte
     bad_json_200              200 `application/json` with a body that is not JSON, sent when a
                               streamed reply would have started (TTFT) or a whole one ended
@@ -79,12 +80,17 @@ class Fault(Protocol):
 
 
 OVERLOADED = Failure(503, "The server is overloaded or not ready yet.", "server_error")
+ANTHROPIC_OVERLOADED = Failure(529, "Overloaded", "overloaded_error")
 # The error a streamed `error_event` carries, and the non-streamed analogue's 500.
 MID_STREAM_FAILURE = Failure(500, "simulated upstream failure", "server_error")
 
 
 def _http_503(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
     return OVERLOADED
+
+
+def _http_529(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
+    return ANTHROPIC_OVERLOADED
 
 
 def _flap(reply: Reply, spec: FaultKnobs, rng: Random, seq: int) -> Reply:
@@ -142,6 +148,7 @@ def _mid_stream(action: StreamFaultAction) -> Fault:
 FAULTS: Mapping[str, Fault] = MappingProxyType(
     {
         "http_503": _http_503,
+        "http_529": _http_529,
         "reset_before_headers": _reset_before_headers,
         "reset_after_first_chunk": _mid_stream("reset"),
         "stall_before_first_token": _stall_before_first_token,

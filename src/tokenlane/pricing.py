@@ -27,8 +27,8 @@ class Tokens:
     prompt: int = 0
     completion: int = 0
     cached: int = 0  # part of `prompt`: read from the prompt cache
-    cache_write: int = 0  # part of `prompt`: written to the prompt cache
     reasoning: int = 0  # part of `completion`
+    cache_write: int = 0  # part of `prompt`: written to the prompt cache
 
     @property
     def total(self) -> int:

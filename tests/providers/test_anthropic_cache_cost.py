@@ -57,6 +57,9 @@ def test_cache_writes_are_priced_in_metrics_and_the_ledger(tmp_path) -> None:
     assert after_one == pytest.approx(_cost(whole))
     assert total == pytest.approx(_cost(whole) + _cost(streamed))
     assert [r["cost"] for r in rows] == pytest.approx([_cost(whole), _cost(streamed)])
+    assert [r["cache_write_tokens"] for r in rows] == [WRITTEN, WRITTEN]
+    assert [r["cached_tokens"] for r in rows] == [whole.cache_read_input_tokens,
+                                                  streamed.cache_read_input_tokens]
     # The writes cost more than the same tokens at the input price would have.
     plain = _cost(whole) - WRITTEN * INPUT * 0.25 / 1e6
     assert rows[0]["cost"] > plain > 0

@@ -191,7 +191,8 @@ class Gate:
             request_id=ticket.request_id, key_id=ticket.key.id if ticket.key else None,
             model=ticket.chat.model, deployment=winner.deployment if winner else None,
             prompt_tokens=tokens.prompt, completion_tokens=tokens.completion,
-            cached_tokens=tokens.cached, reasoning_tokens=tokens.reasoning, cost=cost,
+            cached_tokens=tokens.cached, cache_write_tokens=tokens.cache_write,
+            reasoning_tokens=tokens.reasoning, cost=cost,
             ttft_s=winner.ttft_s if winner else None,
             decode_tps=winner.decode_tps if winner else None,
             outcome=_outcome(winner, last, error), attempts=len(ticket.observations),
@@ -280,7 +281,7 @@ def _usage_of(served: Served) -> dict[str, Any] | None:
 
 def _plus(a: Tokens, b: Tokens) -> Tokens:
     return Tokens(a.prompt + b.prompt, a.completion + b.completion, a.cached + b.cached,
-                  a.reasoning + b.reasoning)
+                  a.reasoning + b.reasoning, a.cache_write + b.cache_write)
 
 
 def _outcome(winner: Observation | None, last: Observation | None,

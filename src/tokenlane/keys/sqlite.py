@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
     reasoning_tokens INTEGER NOT NULL,
     cost REAL NOT NULL,
     ttft_s REAL,
@@ -53,6 +54,8 @@ CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
 """
 
 _COLUMNS = tuple(LedgerRow.__dataclass_fields__)
+# (column, declaration) added to the ledger after its first release, oldest first.
+_ADDED_COLUMNS = (("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),)
 _INSERT = (f"INSERT INTO ledger ({', '.join(_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
 _GROUP_EXPR = {"key": "key_id", "model": "model", "deployment": "deployment",
@@ -72,6 +75,15 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """A ledger written by an older tokenlane lacks the columns added since: add them
+        (their rows read 0), so upgrading keeps the file."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(ledger)")}
+        for column, decl in _ADDED_COLUMNS:
+            if column not in have:
+                self._db.execute(f"ALTER TABLE ledger ADD COLUMN {column} {decl}")
 
     def load_keys(self) -> list[VirtualKey]:
         with self._lock:

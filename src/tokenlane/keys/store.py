@@ -29,6 +29,7 @@ class LedgerRow:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    cache_write_tokens: int  # prompt tokens written to the provider's prompt cache
     reasoning_tokens: int
     cost: float  # USD, every attempt that was billed
     ttft_s: float | None

@@ -247,3 +247,13 @@ def test_a_cold_deployment_lacking_a_feature_is_not_measured_with_that_request()
     text = chat_request_from_body({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
     cold = plan(route, text, text.options, Snapshot(0.0, estimates), random.Random(0), NO_EXPLORE)
     assert order(cold)[0] == "cheap" and cold.why == "cold"  # text: measured as before
+    # Nor explored, nor rechecked with it, however due: thinly measured, always exploring.
+    estimates["cheap/m"] = estimate("cheap", 1.0, 30, stale=True)
+    always = PlannerSettings(exploration_share=1.0)
+    for seed in range(50):
+        decision = plan(route, request, request.options, Snapshot(0.0, estimates),
+                        random.Random(seed), always, recheck_due=frozenset({"cheap/m"}))
+        assert order(decision)[0] != "cheap", decision.why
+    explored = plan(route, text, text.options, Snapshot(0.0, estimates), random.Random(0),
+                    always)
+    assert order(explored)[0] == "cheap" and explored.why == "explore"

@@ -5,6 +5,7 @@ same request, in Anthropic's shapes (checked against the SDK's own types)."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import anthropic
@@ -13,9 +14,13 @@ import pytest
 from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
 from pydantic import TypeAdapter
 
-from tokenlane.sim import SimProviderSpec
+from tokenlane.capabilities import ALL_FEATURES
+from tokenlane.config import parse_settings
+from tokenlane.server import create_app
+from tokenlane.sim import SimProviderSpec, Simulator
 
-from ..harness import MASTER_KEY, stack
+from ..harness import MASTER_KEY, SIM_KEY, Stack, gateway_config, stack
+from ..loopback import serve
 
 FAST = SimProviderSpec(name="fast", ttft_s=0, tokens_per_s=1000, output_tokens=12, time_scale=0)
 SLOW = SimProviderSpec(name="slow", ttft_s=0, tokens_per_s=50, output_tokens=12, time_scale=0)
@@ -302,14 +307,6 @@ def test_an_image_goes_to_a_deployment_that_sees() -> None:
     """Image blocks translate to image parts, and capabilities route them: a deployment
     without `vision` goes after one that has it (under an adaptive policy; `order` is
     followed to the letter)."""
-    from tokenlane.capabilities import ALL_FEATURES
-    from tokenlane.config import parse_settings
-    from tokenlane.server import create_app
-    from tokenlane.sim import Simulator
-
-    from ..harness import SIM_KEY, Stack, gateway_config
-    from ..loopback import serve
-
     specs = [FAST.model_copy(update={"name": n, "api_key": SIM_KEY}) for n in ("blind", "eyes")]
     sim = Simulator(specs)
     picture = [{"role": "user", "content": [
@@ -321,10 +318,11 @@ def test_an_image_goes_to_a_deployment_that_sees() -> None:
         data["models"]["llama"]["deployments"][0]["capabilities"] = sorted(
             ALL_FEATURES - {"vision"})
         settings = parse_settings(data)
-        app = create_app(settings, env={"TL_TEST_KEYS": MASTER_KEY, "SIM_KEY": SIM_KEY})
+        app = create_app(settings, env={"TL_TEST_KEYS": MASTER_KEY, "SIM_KEY": SIM_KEY},
+                         rng=random.Random(7))
         with serve(app) as url:
             s = Stack(sim, sim_url, url, app, settings)
-            for _ in range(3):  # whatever the exploration state: never the blind one first
+            for _ in range(6):  # cold, then thin (explored): never the blind one
                 seen = client(s).messages.with_raw_response.create(
                     model="llama", max_tokens=20, messages=picture)
                 assert seen.headers["x-tokenlane-deployment"] == "eyes/eyes-llama"

@@ -17,7 +17,7 @@ import httpx
 import orjson
 
 from ..types import Provider
-from .anthropic_wire import ChunksFromEvents, client_headers, messages_body_from_chat
+from .anthropic_wire import FORWARDED, ChunksFromEvents, client_headers, messages_body_from_chat
 from .base import UpstreamBadResponse, UpstreamConnectError, UpstreamTimeout
 from .openai import _http_error, _is_timeout, _safe
 from .pool_waits import pool_waits_of
@@ -44,6 +44,10 @@ class AnthropicDialect:
         if provider.api_key:
             headers["x-api-key"] = provider.api_key
         self._headers = headers
+        # For requests carrying a client's version or betas: the headers without those two,
+        # and the provider's own values of them (the default version, configured betas).
+        self._own = {k: v for k, v in headers.items() if k in FORWARDED}
+        self._rest = [(k, v) for k, v in headers.multi_items() if k not in FORWARDED]
         self._timeouts = timeouts(provider.connect_timeout_s)
 
     async def open_stream(
@@ -71,14 +75,15 @@ class AnthropicDialect:
         return AnthropicStream(response, ChunksFromEvents(int(time.time()), self.provider.api_key),
                                self.provider.max_event_bytes)
 
-    def _request_headers(self, forwarded: tuple[tuple[str, str], ...]) -> httpx.Headers:
+    def _request_headers(self, forwarded: tuple[tuple[str, str], ...]
+                         ) -> httpx.Headers | list[tuple[str, str]]:
         """The built-once headers, with a Messages client's version and betas when it sent
-        any (a chat client never does: its requests carry none)."""
+        any (a chat client never does: its requests carry none). A list, not a copy of the
+        Headers: httpx.Request builds its own either way, and copying first doubled that."""
         if not forwarded:
             return self._headers
-        headers = self._headers.copy()
-        headers.update(client_headers(self._headers.get("anthropic-beta"), forwarded))
-        return headers
+        mine = {**self._own, **client_headers(self._own.get("anthropic-beta"), forwarded)}
+        return [*self._rest, *mine.items()]
 
     async def aclose(self) -> None:
         await self._transport.aclose()

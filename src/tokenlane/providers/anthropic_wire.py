@@ -19,7 +19,11 @@ import orjson
 from .base import UpstreamBadResponse
 from .redact import redact
 
-__all__ = ["DEFAULT_MAX_TOKENS", "ChunksFromEvents", "client_headers", "messages_body_from_chat"]
+__all__ = ["DEFAULT_MAX_TOKENS", "FORWARDED", "ChunksFromEvents", "client_headers",
+           "messages_body_from_chat"]
+
+# The request headers of Anthropic's API a Messages client may set for its upstream.
+FORWARDED = ("anthropic-version", "anthropic-beta")
 
 DEFAULT_MAX_TOKENS = 4096
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -77,7 +81,7 @@ def client_headers(configured_beta: str | None, forwarded: tuple[tuple[str, str]
         if name == "anthropic-beta" and configured_beta:
             names = (b.strip() for b in f"{configured_beta},{value}".split(","))
             out[name] = ",".join(dict.fromkeys(b for b in names if b))
-        elif name in ("anthropic-version", "anthropic-beta"):
+        elif name in FORWARDED:
             out[name] = value
     return out
 

@@ -128,8 +128,12 @@ def plan(
     for reasons in (fit.demoted, no_room or {}):
         for d, reason in reasons.items():
             sick.setdefault(d, reason)
+    # Demoted for this request itself (a feature it lacks, no room for it): never the one to
+    # measure with it (cold start, recheck, explore; confirming skips every demoted one), or
+    # an image goes to a model that cannot see it.
+    unfit = frozenset(fit.demoted) | frozenset(no_room or ())
     mode = _Exploring(explore=policy_name not in STATIC_POLICIES, probing=probing,
-                      recheck_due=recheck_due or frozenset())
+                      recheck_due=(recheck_due or frozenset()) - unfit, unfit=unfit)
     ranked, why = _arrange(ranked, options, settings, rng, unproven, sick, mode, gate)
     if not options.allow_fallbacks:
         ranked = ranked[:1]
@@ -143,6 +147,7 @@ class _Exploring:
     explore: bool  # adaptive policy: users may be sent to measure
     probing: bool  # the prober measures instead of users
     recheck_due: frozenset[str]
+    unfit: frozenset[str] = frozenset()  # not to be measured with this request
 
 
 def _filter(
@@ -242,9 +247,7 @@ def _arrange(
         None)
     if trial is not None:
         return [trial] + [c for c in ranked if c is not trial], "trial"
-    # Never one demoted for the request itself (a feature it lacks, no room left): measuring
-    # it with this request would send an image to a model that cannot see it.
-    cold = [c for c in ranked if demoted(c) < 3 and (c.estimate is None or
+    cold = [c for c in ranked if c.deployment.id not in mode.unfit and (c.estimate is None or
             (c.estimate.samples == 0 and c.estimate.in_flight == 0))]
     if cold:
         first = cold[0]
@@ -269,8 +272,9 @@ def _arrange(
                     and demoted(c) < 4), None)
     if recheck is not None:
         return [recheck] + [c for c in ranked if c is not recheck], "recheck"
-    thin = [c for c in ranked[1:] if c.deployment.id in unproven or (c.estimate is not None and
-            (c.estimate.stale or c.estimate.weight < settings.min_weight))]
+    thin = [c for c in ranked[1:] if c.deployment.id not in mode.unfit and (
+            c.deployment.id in unproven or (c.estimate is not None and
+            (c.estimate.stale or c.estimate.weight < settings.min_weight)))]
     if thin and rng.random() < settings.exploration_share:
         pick = thin[rng.randrange(len(thin))]
         return [pick] + [c for c in ranked if c is not pick], "explore"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from anthropic._constants import ANTHROPIC_API_VERSION
 
-from tokenlane.providers.anthropic import ANTHROPIC_VERSION
+from tokenlane.providers.anthropic import ANTHROPIC_VERSION, AnthropicDialect
 from tokenlane.sim import SimProviderSpec
 
 from ..harness import MASTER_KEY, SIM_KEY
@@ -98,3 +98,25 @@ def test_an_overlong_beta_header_is_anthropics_400(gw) -> None:
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     assert "anthropic-beta" in body["error"]["message"]
     assert len(gw.sim.request_headers("claude")) == before  # refused before any upstream
+
+
+async def test_trace_context_and_client_headers_travel_together(gw) -> None:
+    """The dialect itself, straight to the simulated Anthropic provider: a traced request
+    that also carries a client's version and betas sends all of them."""
+    dialect = AnthropicDialect(gw.engine.catalog.providers["claude"])
+    trace = [("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    body = {"model": "claude-m", "messages": USER, "max_tokens": 5, "stream": True}
+    try:
+        for forwarded in ((), (("anthropic-version", "2099-12-31"), ("anthropic-beta", "b1"))):
+            stream = await dialect.open_stream(body, None, trace, forwarded)
+            chunks = [c async for c in stream]
+            await stream.aclose()
+            assert chunks
+            seen = gw.sim.request_headers("claude")[-1]
+            assert seen["traceparent"] == trace[0][1]
+            assert seen["anthropic-version"] == (dict(forwarded).get("anthropic-version")
+                                                 or ANTHROPIC_VERSION)
+            assert seen["anthropic-beta"] == ",".join(["operator-beta", *(
+                [dict(forwarded)["anthropic-beta"]] if forwarded else [])])
+    finally:
+        await dialect.aclose()

@@ -57,7 +57,7 @@ class AnthropicDialect:
     ) -> AnthropicStream:
         request = httpx.Request(
             "POST", self._url, content=orjson.dumps(messages_body_from_chat(body)),
-            headers=with_headers(self._request_headers(api_headers), headers),
+            headers=self._request_headers(headers, api_headers),
             extensions={
                 "timeout": self._timeouts if connect_timeout is None else timeouts(connect_timeout)
             },
@@ -75,15 +75,17 @@ class AnthropicDialect:
         return AnthropicStream(response, ChunksFromEvents(int(time.time()), self.provider.api_key),
                                self.provider.max_event_bytes)
 
-    def _request_headers(self, forwarded: tuple[tuple[str, str], ...]
+    def _request_headers(self, trace: Sequence[tuple[str, str]] | None,
+                         forwarded: tuple[tuple[str, str], ...]
                          ) -> httpx.Headers | list[tuple[str, str]]:
-        """The built-once headers, with a Messages client's version and betas when it sent
-        any (a chat client never does: its requests carry none). A list, not a copy of the
-        Headers: httpx.Request builds its own either way, and copying first doubled that."""
+        """The built-once headers plus this request's trace context, with a Messages
+        client's version and betas when it sent any (a chat client never does). A list, not
+        a copy of the Headers: httpx.Request builds its own either way, and copying first
+        doubled that."""
         if not forwarded:
-            return self._headers
+            return with_headers(self._headers, trace)
         mine = {**self._own, **client_headers(self._own.get("anthropic-beta"), forwarded)}
-        return [*self._rest, *mine.items()]
+        return [*self._rest, *mine.items(), *(trace or ())]
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -142,8 +142,8 @@ class Gate:
             if self._request_log is not None:  # refused: nothing spent, still one line
                 row = LedgerRow(
                     request_id=request_id, key_id=key.id, model=chat.model, deployment=None,
-                    prompt_tokens=0, completion_tokens=0, cached_tokens=0, reasoning_tokens=0,
-                    cost=0.0, ttft_s=None, decode_tps=None, outcome=exc.code or exc.type,
+                    prompt_tokens=0, completion_tokens=0, cached_tokens=0, cache_write_tokens=0,
+                    reasoning_tokens=0, cost=0.0, ttft_s=None, decode_tps=None, outcome=exc.code or exc.type,
                     attempts=0, at=self._wall(), surface=surface, stream=chat.stream)
                 self._request_log.write(row, key, None, chat)
             raise

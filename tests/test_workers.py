@@ -11,11 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -269,6 +271,58 @@ def test_workers_on_redis_hold_one_budget(redis_server: RedisServer,  # noqa: F8
     assert len(pids) == 2, pids
     assert codes.count("ok") == 3 and set(codes) == {"ok", "budget_exceeded"}, codes
     assert simulator.counters("a").requests == 3
+
+
+def test_a_key_revoked_on_one_worker_is_refused_by_both(tmp_path: Path) -> None:
+    # Local state: the workers share only the SQLite file, and each notices the other's
+    # key writes by polling its generation counter.
+    simulator = Simulator([quick("a").model_copy(update={"api_key": SIM_KEY})])
+    env = {"TL_TEST_KEYS": MASTER_KEY, "SIM_KEY": SIM_KEY}
+    with serve(simulator.app) as sim_url:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        data = gateway_config(sim_url, {"m": ["a"]}, extra={
+            "server": {"host": "127.0.0.1", "port": port},
+            "keys": {"enabled": True, "data_dir": str(tmp_path / "data")}})
+        config = tmp_path / "gateway.yaml"
+        config.write_text(yaml.safe_dump(data))
+        with _serve_workers(config, 2, env) as (proc, _):
+            admin = {"authorization": f"Bearer {MASTER_KEY}"}
+            created = httpx.post(f"{base}/admin/keys", json={"name": "t"}, headers=admin,
+                                 timeout=30)
+            assert created.status_code == 201, created.text
+            key_id, secret = created.json()["id"], created.json()["secret"]
+            # Made on one worker, served by both (the other has picked it up).
+            assert len(_answers(base, secret, "ok")) == 2
+            revoked = httpx.post(f"{base}/admin/keys/{key_id}/revoke", headers=admin,
+                                 timeout=30)
+            assert revoked.status_code == 200, revoked.text
+            assert len(_answers(base, secret, "revoked")) == 2
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+    assert simulator.counters("a").requests >= 2
+
+
+def _answers(base: str, secret: str, want: str, deadline_s: float = 30.0) -> set[int]:
+    """The workers seen answering `want` ("ok", or "revoked": a 401) with `secret`, asking
+    until both have (a new connection each time) or `deadline_s` has passed."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + deadline_s
+    while len(seen) < 2 and time.monotonic() < deadline:
+        with openai.OpenAI(base_url=f"{base}/v1", api_key=secret, max_retries=0,
+                           timeout=30) as client:
+            try:
+                raw = client.chat.completions.with_raw_response.create(
+                    model="m", messages=HELLO, max_tokens=5)
+                got, headers = "ok", raw.headers
+            except openai.AuthenticationError as exc:  # unknown here yet, or revoked
+                got = "revoked" if "revoked" in exc.body["message"] else "unknown"
+                headers = exc.response.headers
+            except openai.APIStatusError as exc:
+                got, headers = f"{exc.status_code}", exc.response.headers
+        if got == want:
+            seen.add(_worker_pid(headers))
+    return seen
 
 
 async def _stored_key(config: Path, env: dict[str, str], spec: KeySpec) -> str:

@@ -1,6 +1,11 @@
 """`KeyService`: the keys room as the gateway uses it. Keys live in memory (read on every
-request, no disk I/O on the request path) and in the store (written by admin calls, read once
-at start-up); limits in the `Limiter`; spend in the ledger, written in batches.
+request, no disk I/O on the request path) and in the store (written by admin calls); limits
+in the `Limiter`; spend in the ledger, written in batches.
+
+Other processes change keys too (`serve --workers N` on one SQLite file, replicas on Redis):
+`watch` polls the store's `keys_generation` every `RELOAD_S` and takes what changed; a
+replica's `KeySync` (state/key_sync.py) hands over what the others published (`adopt`). Both
+off the request path.
 
 Blocking store calls run on one worker thread, in order.
 """
@@ -8,6 +13,8 @@ Blocking store calls run on one worker thread, in order.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +30,7 @@ from .admission import Gate
 from .budgets import period_start
 from .ledger import LedgerWriter
 from .limiter import LocalLimiter
-from .records import PERIODS, KeySpec, VirtualKey
+from .records import PERIODS, KeySpec, Period, VirtualKey
 from .secrets import hash_secret, key_id_of, new_key_id, new_secret, secret_matches, shown_prefix
 from .sqlite import SqliteStore
 from .store import KeyStore, LedgerRow, Limiter, SpendQuery
@@ -33,7 +40,13 @@ if TYPE_CHECKING:
     from ..state.redis_conn import RedisConnection
     from .redis_limiter import LimitsHealth
 
-__all__ = ["KeyNotFound", "KeyService"]
+log = logging.getLogger("tokenlane.keys")
+
+__all__ = ["RELOAD_S", "KeyNotFound", "KeyService"]
+
+# How often a process looks for key changes other processes wrote to the shared store: a
+# revocation on one worker is refused by the others within about this (one tiny SELECT).
+RELOAD_S = 0.5
 
 
 class KeyNotFound(TokenlaneError):
@@ -56,12 +69,13 @@ class KeyService:
         self.gate = Gate(catalog, limiter, self.ledger.add,
                          reserve_output_tokens=settings.reserve_output_tokens, wall=wall,
                          request_log=request_log)
-        self._keys = {k.id: k for k in store.load_keys()}
-        now = wall()
-        spent = {p: store.spent_by_key(period_start(p, now)) for p in PERIODS}
-        for key_id in self._keys:
-            limiter.load(key_id, {p: spent[p].get(key_id, 0.0) for p in PERIODS})
+        self._generation = store.keys_generation()  # before the read: no change is missed
+        self._keys: dict[str, VirtualKey] = {}
+        self._load_limits(store.load_keys())
         self._flushing: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
+        # Called with each key written here (a replica's KeySync publishes it); never waits.
+        self.on_change: Callable[[VirtualKey], None] | None = None
         # The shared limiter's counters, for /metrics (None: limits in-process).
         self.shared_limits: LimitsHealth | None = None
 
@@ -86,12 +100,14 @@ class KeyService:
 
     def start(self) -> None:
         self._flushing = asyncio.create_task(self.ledger.run())
+        self._watching = asyncio.create_task(self.watch())
 
     async def stop(self) -> None:
         """Write what is queued, then close the store."""
-        if self._flushing is not None:
-            self._flushing.cancel()
-            await asyncio.gather(self._flushing, return_exceptions=True)
+        for task in (self._watching, self._flushing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._limiter.aclose()  # settlements still to send to a shared backend
         await self.ledger.flush()
         await self._offload(self._store.close)
@@ -184,6 +200,58 @@ class KeyService:
     async def _put(self, key: VirtualKey) -> None:
         await self._offload(self._store.put_key, key)
         self._keys[key.id] = key  # after the write: what requests see is what was stored
+        if self.on_change is not None:
+            self.on_change(key)
+
+    # -- other processes' key changes ---------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Reload what other processes wrote to the store (a lifespan task; cancel to stop).
+        Real time, not the injected clock: another process writes in wall seconds."""
+        while True:
+            await asyncio.sleep(RELOAD_S)
+            try:
+                await self.reload()
+            except sqlite3.Error as exc:  # a busy or locked file: the next tick tries again
+                log.warning("keys: reloading from the store failed (%s)", exc)
+
+    async def reload(self) -> int:
+        """Take the keys changed in the store since the last look; how many changed."""
+        generation = await self._offload(self._store.keys_generation)
+        if generation == self._generation:
+            return 0
+        stored: list[VirtualKey] = await self._offload(self._store.load_keys)
+        self._generation = generation
+        return await self.adopt(stored, persist=False)
+
+    async def adopt(self, keys: list[VirtualKey], *, persist: bool) -> int:
+        """Take key records written by other processes; how many changed anything here. A
+        revocation is never undone by an older record that still lacks it. `persist`: also
+        write them to this process's store (a replica's own file), for its next start."""
+        merged = (_merged(self._keys.get(record.id), record) for record in keys)
+        changed = [key for key in merged if self._keys.get(key.id) != key]
+        new = [k for k in changed if k.id not in self._keys]
+        if new:  # their limits start from the ledger before any request can use them
+            spent = await self._offload(self._spent_in_ledger)
+            self._load_limits(new, spent)
+        for key in changed:
+            self._keys[key.id] = key
+        if persist:
+            for key in changed:
+                await self._offload(self._store.put_key, key)
+        return len(changed)
+
+    def _load_limits(self, keys: list[VirtualKey],
+                     spent: dict[Period, dict[str, float]] | None = None) -> None:
+        spent = self._spent_in_ledger() if spent is None else spent
+        for key in keys:
+            self._limiter.load(key.id, {p: spent[p].get(key.id, 0.0) for p in PERIODS})
+            self._keys[key.id] = key
+
+    def _spent_in_ledger(self) -> dict[Period, dict[str, float]]:
+        """USD per key in each current period (blocking: the store)."""
+        now = self._wall()
+        return {p: self._store.spent_by_key(period_start(p, now)) for p in PERIODS}
 
     def _live(self, key_id: str) -> VirtualKey:
         key = self.get(key_id)
@@ -202,3 +270,10 @@ class KeyService:
 
     async def _offload(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._worker, partial(fn, *args))
+
+
+def _merged(known: VirtualKey | None, record: VirtualKey) -> VirtualKey:
+    """`record`, unless it would bring a key revoked here back: revocation is final."""
+    if known is not None and known.revoked_at is not None and record.revoked_at is None:
+        return replace(record, revoked_at=known.revoked_at)
+    return record

@@ -2,7 +2,9 @@
 
 WAL lets the admin API read while the ledger writer commits; `synchronous=NORMAL` keeps every
 committed batch across a crash of the gateway (a power cut may lose the last ones). Each batch
-is one transaction, so a killed gateway leaves whole rows or none. One connection, shared
+is one transaction, so a killed gateway leaves whole rows or none. Every key write bumps
+`keys_generation` in its own transaction: the other workers sharing the file poll that one
+integer (not PRAGMA data_version, which every ledger batch would bump too) to reload keys. One connection, shared
 under a lock, by whichever worker thread runs a call.
 """
 
@@ -11,7 +13,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -51,6 +54,11 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE INDEX IF NOT EXISTS ledger_key_at ON ledger (key_id, at);
 CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
+CREATE TABLE IF NOT EXISTS keys_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO keys_generation (id, value) VALUES (0, 0);
 """
 
 _COLUMNS = tuple(LedgerRow.__dataclass_fields__)
@@ -96,22 +104,33 @@ class SqliteStore:
 
     def put_key(self, key: VirtualKey) -> None:
         spec = orjson.dumps(key.spec.model_dump()).decode()
-        with self._lock:
+        with self._lock, self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO keys (id, secret_hash, prefix, created_at, revoked_at, "
                 "spec) VALUES (?, ?, ?, ?, ?, ?)",
                 (key.id, key.secret_hash, key.prefix, key.created_at, key.revoked_at, spec))
+            self._db.execute("UPDATE keys_generation SET value = value + 1 WHERE id = 0")
+
+    def keys_generation(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM keys_generation WHERE id = 0").fetchone()
+        return int(row[0])
 
     def append(self, rows: Sequence[LedgerRow]) -> None:
         values = [tuple(getattr(row, c) for c in _COLUMNS) for row in rows]
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(_INSERT, values)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, self._transaction():
+            self._db.executemany(_INSERT, values)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error); the caller holds the lock."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def spend(self, query: SpendQuery) -> list[dict[str, Any]]:
         where, params = [], []

@@ -64,7 +64,12 @@ class KeyStore(Protocol):
         ...
 
     def put_key(self, key: VirtualKey) -> None:
-        """Insert or replace a key."""
+        """Insert or replace a key (and bump `keys_generation`, in the same transaction)."""
+        ...
+
+    def keys_generation(self) -> int:
+        """A number that changes whenever any process writes a key to this store: cheap to
+        read, so processes sharing the store poll it to notice each other's key changes."""
         ...
 
     def append(self, rows: Sequence[LedgerRow]) -> None:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -49,19 +49,39 @@ from stack import MASTER_KEY, PYTHON, Stack, start_stack
 from workers import add_arguments as add_worker_arguments
 from workers import render_workers, run_workers
 
-# (name, stream, concurrency, upstream group). "fast" answers at once (every token in hand:
-# upstream reads carry many events); "pace" sends one token every 1/--paced-tps seconds, so each
-# token is its own upstream read and client write, as with a real provider.
-SCENARIOS: tuple[tuple[str, bool, int, str], ...] = (
-    ("nonstream_c1", False, 1, "fast"),
-    ("nonstream_c16", False, 16, "fast"),
-    ("nonstream_c64", False, 64, "fast"),
-    ("nonstream_c256", False, 256, "fast"),
-    ("stream_c16", True, 16, "fast"),
-    ("stream_c256", True, 256, "fast"),
-    ("stream_paced_c64", True, 64, "pace"),
+
+class Scenario(NamedTuple):
+    """One measured load. `group` picks the upstream's pace: "fast" answers at once (every
+    token in hand, so upstream reads carry many events); "pace" sends a token every
+    1/--paced-tps s and "slow" every 1/--slow-tps s, each token its own upstream read and
+    client write, as with a real provider. `tokens` overrides --tokens; `once` runs each
+    worker's stream exactly once, starts spread over one stream's length (per-event scenarios:
+    streams lasting seconds, measured over whole streams)."""
+
+    name: str
+    stream: bool
+    concurrency: int
+    group: str
+    tokens: int | None = None
+    once: bool = False
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("nonstream_c1", False, 1, "fast"),
+    Scenario("nonstream_c16", False, 16, "fast"),
+    Scenario("nonstream_c64", False, 64, "fast"),
+    Scenario("nonstream_c256", False, 256, "fast"),
+    Scenario("stream_c16", True, 16, "fast"),
+    Scenario("stream_c256", True, 256, "fast"),
+    Scenario("stream_paced_c64", True, 64, "pace"),
+    # Relay cost per event at a real provider's pace (issue 17): 100-token streams, an event
+    # every 50 ms (the slow group at its default 20 tokens/s), 64 and 512 at once.
+    Scenario("events_paced_c64", True, 64, "slow", tokens=100, once=True),
+    Scenario("events_paced_c512", True, 512, "slow", tokens=100, once=True),
 )
-GROUPS = {"fast": ("bench", "fast-a"), "pace": ("bench-paced", "pace-a")}  # model, provider
+PACE_GROUPS = ("pace", "slow")
+GROUPS = {"fast": ("bench", "fast-a"), "pace": ("bench-paced", "pace-a"),
+          "slow": ("bench-slow", "slow-a")}  # model, provider
 PROFILED = ("nonstream_c16", "stream_c16", "stream_paced_c64")
 
 
@@ -97,9 +117,23 @@ def targets(stack: Stack, stream: bool, tokens: int, group: str = "fast") -> dic
     }
 
 
+def tokens_of(scenario: Scenario, args: argparse.Namespace) -> int:
+    return scenario.tokens or args.tokens
+
+
+def stream_seconds(scenario: Scenario, args: argparse.Namespace) -> float:
+    """How long one stream of a paced group lasts (0 for the instant upstream)."""
+    if scenario.group == "pace":
+        return args.paced_ttft + tokens_of(scenario, args) / args.paced_tps
+    if scenario.group == "slow":
+        return args.slow_ttft + tokens_of(scenario, args) / args.slow_tps
+    return 0.0
+
+
 async def measure(stack: Stack, target_name: str, target: Target, concurrency: int,
-                  duration: float, stagger: float = 0.0) -> dict[str, Any]:
-    """One run against one target; the measured process is the one serving `target`."""
+                  duration: float, stagger: float = 0.0, once: bool = False) -> dict[str, Any]:
+    """One run against one target; the measured process is the one serving `target`.
+    `once`: each worker sends one request (else a closed loop for `duration`)."""
     served_by = {"direct": stack.upstream, "floor": stack.floor, "gateway": stack.gateway,
                  "gateway_b": stack.gateway_b}
     proc = served_by[target_name]
@@ -112,13 +146,17 @@ async def measure(stack: Stack, target_name: str, target: Target, concurrency: i
         marks["self"] = time.process_time()
 
     peak_reset = proc.reset_peak()
-    result = await run_load(target, concurrency, duration_s=duration, on_start=start,
+    result = await run_load(target, concurrency, duration_s=None if once else duration,
+                            requests_per_worker=1 if once else None, on_start=start,
                             stagger_s=stagger)
     proc_cpu = proc.cpu_s() - marks["proc"]
     upstream_cpu = stack.upstream.cpu_s() - marks["upstream"]
     self_cpu = time.process_time() - marks["self"]
     n = max(result.requests, 1)
     ms = 1000.0
+    # A stream's events: its content tokens (what a client sees one by one); the role,
+    # finish, usage and [DONE] events ride along and are not counted.
+    events = (result.requests - result.errors) * target.expect_tokens
     return {
         "requests": result.requests,
         "errors": result.errors,
@@ -129,6 +167,9 @@ async def measure(stack: Stack, target_name: str, target: Target, concurrency: i
         "ttft_p50_ms": _ms(percentile(result.ttfts_s, 50)),
         "ttft_p99_ms": _ms(percentile(result.ttfts_s, 99)),
         "cpu_ms_per_request": proc_cpu / n * ms,
+        "events": events,
+        "cpu_us_per_event": proc_cpu / events * 1e6 if events else None,
+        "events_per_core_s": events / proc_cpu if events and proc_cpu > 0 else None,
         "upstream_cpu_ms_per_request": upstream_cpu / n * ms,
         "loadgen_cpu_ms_per_request": self_cpu / n * ms,
         # Core 1 (upstream + load generator) busy share: near 100% means the measurement,
@@ -206,16 +247,16 @@ def derive(per_target: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def selected(args: argparse.Namespace) -> tuple[tuple[str, bool, int, str], ...]:
+def selected(args: argparse.Namespace) -> tuple[Scenario, ...]:
     if not args.only:
         return SCENARIOS
     if args.only == "none":
         return ()
     wanted = set(args.only.split(","))
-    unknown = wanted - {s[0] for s in SCENARIOS}
+    unknown = wanted - {s.name for s in SCENARIOS}
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
-    return tuple(s for s in SCENARIOS if s[0] in wanted)
+    return tuple(s for s in SCENARIOS if s.name in wanted)
 
 
 async def run_scenarios(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
@@ -224,31 +265,34 @@ async def run_scenarios(stack: Stack, args: argparse.Namespace) -> dict[str, Any
     if stack.gateway_b is not None:
         active.append("gateway_b")
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        name: {t: [] for t in active} for name, _, _, _ in scenario_list}
+        sc.name: {t: [] for t in active} for sc in scenario_list}
     # Warm every path (imports, pools, first-request caches) before anything is measured.
-    for stream, group in {(s[1], s[3]) for s in scenario_list}:
+    for stream, group in {(sc.stream, sc.group) for sc in scenario_list}:
         for t, target in targets(stack, stream, args.tokens, group).items():
             if t in active:
-                await run_load(target, 16, duration_s=args.warmup)
+                await run_load(target, 16, requests_per_worker=1) if group in PACE_GROUPS \
+                    else await run_load(target, 16, duration_s=args.warmup)
     for r in range(args.rounds):
-        for name, stream, concurrency, group in scenario_list:
+        for sc in scenario_list:
             k = r % len(active)
             for t in active[k:] + active[:k]:  # rotate so drift hits every target alike
-                target = targets(stack, stream, args.tokens, group)[t]
+                target = targets(stack, sc.stream, tokens_of(sc, args), sc.group)[t]
                 # Paced streams all last the same: spread their starts over one stream's length.
-                stagger = args.paced_ttft + args.tokens / args.paced_tps if group == "pace" else 0
-                result = await measure(stack, t, target, concurrency, args.duration, stagger)
-                runs[name][t].append(result)
-                print(f"  round {r + 1}/{args.rounds} {name:<15} {t:<8} "
+                result = await measure(stack, t, target, sc.concurrency, args.duration,
+                                       stream_seconds(sc, args), sc.once)
+                runs[sc.name][t].append(result)
+                name = sc.name
+                print(f"  round {r + 1}/{args.rounds} {name:<17} {t:<9} "
                       f"{result['rps']:8.0f} req/s  p50 {fmt(result['latency_p50_ms'], 3)} ms  "
                       f"cpu {fmt(result['cpu_ms_per_request'], 3)} ms/req  "
                       f"errors {result['errors']}", flush=True)
     scenarios: dict[str, Any] = {}
-    for name, stream, concurrency, group in scenario_list:
-        per_target = {t: summarize(runs[name][t]) if runs[name].get(t) else _EMPTY
+    for sc in scenario_list:
+        per_target = {t: summarize(runs[sc.name][t]) if runs[sc.name].get(t) else _EMPTY
                       for t in [*TARGETS, *(["gateway_b"] if "gateway_b" in active else [])]}
-        scenarios[name] = {"stream": stream, "concurrency": concurrency, "upstream": group,
-                           "tokens": args.tokens, "targets": per_target,
+        scenarios[sc.name] = {"stream": sc.stream, "concurrency": sc.concurrency,
+                              "upstream": sc.group, "tokens": tokens_of(sc, args),
+                              "per_event": sc.once, "targets": per_target,
                            **derive(per_target)}
     return scenarios
 
@@ -312,7 +356,9 @@ async def run_profile(stack: Stack, args: argparse.Namespace) -> None:
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     for stream in (False, True):
         await run_load(targets(stack, stream, args.tokens)["gateway"], 16, duration_s=1.0)
-    for label, stream, concurrency, group in (s for s in SCENARIOS if s[0] in PROFILED):
+    chosen = selected(args) if args.only else tuple(s for s in SCENARIOS if s.name in PROFILED)
+    for sc in chosen:
+        label = sc.name
         args.out.mkdir(parents=True, exist_ok=True)
         raw = args.out / f"profile_{label}.folded"
         spy = await asyncio.create_subprocess_exec(
@@ -321,10 +367,9 @@ async def run_profile(stack: Stack, args: argparse.Namespace) -> None:
             "--output", str(raw), "--nonblocking",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await asyncio.sleep(1.0)
-        target = targets(stack, stream, args.tokens, group)["gateway"]
-        stagger = args.paced_ttft + args.tokens / args.paced_tps if group == "pace" else 0
-        result = await run_load(target, concurrency, duration_s=args.profile_seconds - 1.5,
-                                stagger_s=stagger)
+        target = targets(stack, sc.stream, tokens_of(sc, args), sc.group)["gateway"]
+        result = await run_load(target, sc.concurrency, duration_s=args.profile_seconds - 1.5,
+                                stagger_s=stream_seconds(sc, args))
         await asyncio.wait_for(spy.wait(), timeout=60)
         summary = summarize_folded(raw, result.requests)
         (args.out / f"profile_{label}.txt").write_text(summary)
@@ -338,14 +383,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny counts, under 30 s")
     p.add_argument("--profile", action="store_true",
-                   help="profile the gateway with py-spy at c=16 (no overhead tables)")
+                   help="profile the gateway with py-spy (the PROFILED scenarios, or --only's; "
+                        "no overhead tables)")
     p.add_argument("--upstream", choices=["fake", "sim"], default="fake")
     p.add_argument("--tokens", type=int, default=50, help="output tokens per reply")
     p.add_argument("--rounds", type=int)
     p.add_argument("--duration", type=float, help="seconds per measured run")
     p.add_argument("--warmup", type=float)
     p.add_argument("--slow-streams", type=int)
-    p.add_argument("--slow-tps", type=float, default=20.0)
+    p.add_argument("--slow-tps", type=float, default=None,
+                   help="tokens/s of the slow upstream (slow streams, events_paced_*; "
+                        "default 20, 200 with --smoke)")
     p.add_argument("--slow-ttft", type=float, default=0.05)
     p.add_argument("--paced-tps", type=float, default=100.0,
                    help="tokens/s of the paced upstream (stream_paced_* scenarios)")
@@ -373,6 +421,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.duration = args.duration or (0.3 if smoke else 2.0)
     args.warmup = args.warmup if args.warmup is not None else (0.2 if smoke else 1.0)
     args.slow_streams = args.slow_streams or (100 if smoke else 1000)
+    args.upstream_tokens = max(sc.tokens or 0 for sc in SCENARIOS)
+    if smoke and args.slow_tps is None:
+        args.slow_tps = 200.0  # 100-token paced streams in half a second
+    args.slow_tps = args.slow_tps or 20.0
     return args
 
 

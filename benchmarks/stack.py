@@ -140,10 +140,16 @@ def gateway_config(upstream: str, port: int, max_connections: int | None) -> dic
     }
 
 
+def _upstream_tokens(args: argparse.Namespace) -> int:
+    """The longest answer the upstream gives: a scenario asks for fewer with max_tokens."""
+    return max(args.tokens, getattr(args, "upstream_tokens", 0))
+
+
 def sim_config(port: int, args: argparse.Namespace) -> dict[str, Any]:
-    fast = {"ttft_s": 0, "time_scale": 0, "output_tokens": args.tokens}
-    pace = {"ttft_s": args.paced_ttft, "tokens_per_s": args.paced_tps, "output_tokens": args.tokens}
-    slow = {"ttft_s": args.slow_ttft, "tokens_per_s": args.slow_tps, "output_tokens": args.tokens}
+    n = _upstream_tokens(args)
+    fast = {"ttft_s": 0, "time_scale": 0, "output_tokens": n}
+    pace = {"ttft_s": args.paced_ttft, "tokens_per_s": args.paced_tps, "output_tokens": n}
+    slow = {"ttft_s": args.slow_ttft, "tokens_per_s": args.slow_tps, "output_tokens": n}
     return {"host": "127.0.0.1", "port": port, "providers": [
         {"name": "fast-a", **fast}, {"name": "fast-b", **fast},
         {"name": "pace-a", **pace}, {"name": "pace-b", **pace},
@@ -181,7 +187,7 @@ def start_stack(args: argparse.Namespace, work: Path) -> Iterator[Stack]:
                     "--config", str(cfg)]
         else:
             argv = [PYTHON, str(HERE / "fake_upstream.py"), "--port", str(up_port),
-                    "--tokens", str(args.tokens), "--slow-tps", str(args.slow_tps),
+                    "--tokens", str(_upstream_tokens(args)), "--slow-tps", str(args.slow_tps),
                     "--slow-ttft", str(args.slow_ttft), "--paced-tps", str(args.paced_tps),
                     "--paced-ttft", str(args.paced_ttft)]
         upstream = Proc("upstream", argv, side_core, work)

@@ -15,7 +15,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 OVERHEAD_SCENARIOS = {"nonstream_c1", "nonstream_c16", "nonstream_c64", "nonstream_c256",
-                      "stream_c16", "stream_c256", "stream_paced_c64"}
+                      "stream_c16", "stream_c256", "stream_paced_c64", "events_paced_c64",
+                      "events_paced_c512"}
 OVERHEAD_FIELDS = {"added_latency_p50_ms", "added_latency_p99_ms", "throughput_ratio",
                    "ttft_overhead_p50_ms", "gateway_cpu_ms_per_request",
                    "floor_cpu_ms_per_request", "cpu_ratio_gateway_floor", "gateway_peak_rss_mb"}

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
-
 from ..assemble import CompletionAssembler
 from ..capabilities import prepare
 from ..capacity import HeadroomBoard
@@ -315,42 +313,27 @@ class Engine:
 
     async def _walk(self, run: _Run) -> ChatStream:
         """Attempts along the plan until one has its first token, within what is left of the
-        request's deadline and attempt budget."""
+        request's deadline and attempt budget.
+
+        A plain loop, not tenacity's AsyncRetrying: each AsyncRetrying is a reference cycle
+        (its call state and its pending actions point back at it, ~30 objects), and one per
+        request left the cyclic garbage collector ~20% of the gateway's CPU at 16 requests in
+        flight and ~38% at 256 (issue 17; `benchmarks/overhead.py`). What we used of it is
+        this loop: retry on AttemptFailed while the attempt budget lasts, waiting only as
+        `_retry_wait` says."""
         loop = asyncio.get_running_loop()
-        walk = run.walk
-
-        def wait(state: RetryCallState) -> float:
-            # Only a retry on the same deployment waits (its Retry-After, or a short backoff);
-            # falling back to another deployment goes at once. A retry that cannot happen in
-            # the time left, or on a deployment whose circuit is open because it is failing,
-            # is not waited for: the walk moves on to the next deployment.
-            exc = state.outcome.exception() if state.outcome else None
-            if not walk.next_is_same() or not isinstance(exc, AttemptFailed):
-                return 0.0
-            deployment = exc.attempt.deployment
-            backoff = exc.retry_after if exc.retry_after is not None else 0.1 * state.attempt_number
-            if self.circuits.state(deployment) == "open":
-                if not self.circuits.rate_limited(deployment):
-                    walk.drop(deployment)
-                    return 0.0
-                backoff = max(backoff, self.circuits.retry_in(deployment))
-            if backoff >= run.deadline - loop.time():
-                walk.drop(deployment)
-                return 0.0
-            return max(0.0, backoff)
-
-        retrying = AsyncRetrying(
-            stop=lambda _: run.tries >= run.failover.max_attempts,
-            retry=retry_if_exception_type(AttemptFailed),
-            wait=wait,
-            reraise=True,
-        )
+        number = 0  # of the attempt being made in this walk
         try:
-            if run.tries < run.failover.max_attempts:
-                async for attempt in retrying:
-                    with attempt:
-                        return await self._attempt(run)
-        except (AttemptFailed, _PlanExhausted):
+            while run.tries < run.failover.max_attempts:
+                number += 1
+                try:
+                    return await self._attempt(run)
+                except AttemptFailed as exc:
+                    if run.tries >= run.failover.max_attempts:
+                        break
+                    if (delay := self._retry_wait(run, exc, number, loop.time())) > 0:
+                        await asyncio.sleep(delay)
+        except _PlanExhausted:
             pass
         if run.refused is not None and run.attempts and run.attempts[-1].outcome == "4xx":
             # The plan ended on a provider's "not here" refusal: the client gets that
@@ -358,7 +341,29 @@ class Engine:
             deployment, exc = run.refused
             raise UpstreamRejected(exc.status or 400, exc.body, deployment,
                                    tuple(run.attempts)) from exc
-        raise self._all_failed(run.request.model, run.attempts, walk)
+        raise self._all_failed(run.request.model, run.attempts, run.walk)
+
+    def _retry_wait(self, run: _Run, exc: AttemptFailed, number: int, now: float) -> float:
+        """Seconds to wait before the next attempt after attempt `number` failed with `exc`.
+
+        Only a retry on the same deployment waits (its Retry-After, or a short backoff);
+        falling back to another deployment goes at once. A retry that cannot happen in the
+        time left, or on a deployment whose circuit is open because it is failing, is not
+        waited for: the walk moves on to the next deployment."""
+        walk = run.walk
+        if not walk.next_is_same():
+            return 0.0
+        deployment = exc.attempt.deployment
+        backoff = exc.retry_after if exc.retry_after is not None else 0.1 * number
+        if self.circuits.state(deployment) == "open":
+            if not self.circuits.rate_limited(deployment):
+                walk.drop(deployment)
+                return 0.0
+            backoff = max(backoff, self.circuits.retry_in(deployment))
+        if backoff >= run.deadline - now:
+            walk.drop(deployment)
+            return 0.0
+        return max(0.0, backoff)
 
     async def _attempt(self, run: _Run) -> ChatStream:
         if asyncio.get_running_loop().time() >= run.deadline:

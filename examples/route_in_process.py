@@ -38,7 +38,8 @@ def main() -> None:
         ]
         for label, options in choices:
             reply = router.chat(model=MODEL, messages=MESSAGES, max_tokens=8, provider=options)
-            print(f"  {label:<32} -> {reply.deployment}")
+            why = reply.decision.why if reply.decision else "-"
+            print(f"  {label:<32} -> {reply.deployment} ({why})")
 
         print("\nlive estimates (router.stats()):")
         for row in router.stats().models[MODEL].deployments:

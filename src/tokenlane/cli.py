@@ -17,6 +17,7 @@ import uvicorn
 
 from .config import ConfigError, Settings
 from .defaults import default_settings
+from .heap import settle_heap
 from .keys.commands import add_commands as add_key_commands
 from .telemetry import otlp_endpoint
 from .types import Catalog
@@ -192,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
     sim_server = _sim_server(settings, args.log_level)
     admin_server = _admin_server(app, settings)
     _banner(settings, source)
+    settle_heap()  # the collector finds nothing in a request's objects: heap.py
     with _runner() as runner:
         runner.run(_serve_all(gateway, sim_server, admin_server))
     return 0
@@ -317,6 +319,7 @@ def _serve_worker(plan: _WorkerPlan, worker: Any) -> int:
         worker.stop_on_signals(stop)
         await _serve_all(gateway, admin_server, sockets=sockets, on_ready=worker.ready)
 
+    settle_heap()
     with _runner() as runner:
         runner.run(serve())
     return 0

@@ -188,7 +188,8 @@ def _ms(seconds: float | None) -> float | None:
 _EMPTY: dict[str, Any] = {  # a target left out (--gateway-only)
     "requests": 0, "errors": 0, "error_samples": [], "rps": None, "latency_p50_ms": None,
     "latency_p99_ms": None, "ttft_p50_ms": None, "ttft_p99_ms": None,
-    "cpu_ms_per_request": None, "upstream_cpu_ms_per_request": None,
+    "cpu_ms_per_request": None, "events": 0, "cpu_us_per_event": None,
+    "events_per_core_s": None, "upstream_cpu_ms_per_request": None,
     "loadgen_cpu_ms_per_request": None, "side_core_busy": None, "proc_core_busy": None,
     "peak_rss_mb": None, "peak_rss_is_per_scenario": False}
 

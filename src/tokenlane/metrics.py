@@ -7,7 +7,7 @@ Estimates are read from the stats store at scrape time rather than pushed per re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
@@ -84,12 +84,13 @@ class Metrics:
             "tokenlane_client_cost_usd", "Spend of answered client requests by model and key",
             ["model", "key"], registry=r)
         self._keys = _BoundedLabel(_KEY_LABELS)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def on_hedge(self, event: str) -> None:
-        self.hedges.labels(event).inc()
+        self._child(self.hedges, event).inc()
 
     def on_refusal(self, deployment: str, kind: str) -> None:
-        self.refusals.labels(deployment, kind).inc()
+        self._child(self.refusals, deployment, kind).inc()
 
     def watch_circuits(self, board: CircuitBoard, deployments: list[str]) -> None:
         self.registry.register(_CircuitCollector(board, deployments))
@@ -110,30 +111,39 @@ class Metrics:
 
     def observe(self, obs: Observation) -> None:
         d = obs.deployment
-        self.requests.labels(obs.model, d, obs.outcome).inc()
+        self._child(self.requests, obs.model, d, obs.outcome).inc()
         if obs.ttft_s is not None:
-            self.ttft.labels(d).observe(obs.ttft_s)
+            self._child(self.ttft, d).observe(obs.ttft_s)
         if obs.decode_tps:
-            self.tpot.labels(d).observe(1.0 / obs.decode_tps)
+            self._child(self.tpot, d).observe(1.0 / obs.decode_tps)
         if obs.prompt_tokens:
-            self.input_tokens.labels(d).inc(obs.prompt_tokens)
+            self._child(self.input_tokens, d).inc(obs.prompt_tokens)
         if obs.output_tokens:
-            self.output_tokens.labels(d).inc(obs.output_tokens)
+            self._child(self.output_tokens, d).inc(obs.output_tokens)
         if obs.cost:
-            self.cost.labels(d).inc(obs.cost)
+            self._child(self.cost, d).inc(obs.cost)
 
     def served(self, req: ServedRequest) -> None:
         key = self._keys.label(req.key)
-        self.client_requests.labels(req.model, str(req.status), key).inc()
-        self.client_duration.labels(req.model).observe(req.duration_s)
+        self._child(self.client_requests, req.model, str(req.status), key).inc()
+        self._child(self.client_duration, req.model).observe(req.duration_s)
         if req.ttft_s is not None:
-            self.client_ttft.labels(req.model).observe(req.ttft_s)
+            self._child(self.client_ttft, req.model).observe(req.ttft_s)
         if req.input_tokens:
-            self.client_tokens.labels(req.model, "input").inc(req.input_tokens)
+            self._child(self.client_tokens, req.model, "input").inc(req.input_tokens)
         if req.output_tokens:
-            self.client_tokens.labels(req.model, "output").inc(req.output_tokens)
+            self._child(self.client_tokens, req.model, "output").inc(req.output_tokens)
         if req.cost:
-            self.client_cost.labels(req.model, key).inc(req.cost)
+            self._child(self.client_cost, req.model, key).inc(req.cost)
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once per label set: labels() validates and takes
+        a lock on every call, a dozen times per request otherwise (label sets are bounded)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

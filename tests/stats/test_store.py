@@ -179,3 +179,29 @@ def test_a_peers_failure_from_before_the_outage_ended_here_is_history() -> None:
     store.observe_peer(replace(late, at=100.5))  # a failure since: news
     e = store.snapshot(["d"]).estimates["d"]
     assert e.samples == 3 and e.error_rate and e.error_rate > 0
+
+
+def test_with_many_streams_in_flight_their_signals_are_reused_for_a_moment() -> None:
+    """Walking hundreds of streams per estimate was per-request work growing with load; past
+    `live_cache_min` the walk is reused for `live_refresh_s`, and only then."""
+    clock = ManualClock(start=10)
+    settings = StatsSettings(live_cache_min=64, live_refresh_s=0.1)
+    store = StatsStore(clock, settings)
+    for i in range(5):
+        store.observe(ok("a", at=i, tps=300))
+    streams = [Live(sent_at=10, first_at=10, chunks=11) for _ in range(64)]
+    for stream in streams:
+        store.track("a", stream)
+    clock.advance(1)  # 10 tokens after the first in 1 s
+    assert store.snapshot(["a"]).estimates["a"].live_decode_tps == pytest.approx(10)
+    for stream in streams:
+        stream.chunks = 101  # now 100 tokens/s
+    clock.advance(0.05)
+    e = store.snapshot(["a"]).estimates["a"]
+    assert e.live_decode_tps == pytest.approx(10) and e.in_flight == 64  # reused; count exact
+    clock.advance(0.06)
+    assert store.snapshot(["a"]).estimates["a"].live_decode_tps == pytest.approx(100 / 1.11)
+    store.untrack("a", streams[0])  # below the threshold: exact again at once
+    for stream in streams[1:]:
+        stream.chunks = 1
+    assert store.snapshot(["a"]).estimates["a"].live_decode_tps == pytest.approx(0)

@@ -32,6 +32,12 @@ class StatsSettings:
     # Quantiles cost a sort and an exp() per sample: under load, recompute them at most this
     # often (new samples in between wait their turn; routing on 0.5 s old medians is fine).
     quantile_refresh_s: float = 0.5
+    # The streams in flight are walked once per estimate: exact while few, but at hundreds in
+    # flight that walk was per-request work growing with load (issue 17). From this many on,
+    # their signals are reused for up to `live_refresh_s` (one stream more or less barely
+    # moves a median of hundreds; a trickle still shows within a quarter second).
+    live_cache_min: int = 64
+    live_refresh_s: float = 0.1
     # Level shifts (see `LevelShift`): this many samples in a row, each this many times off
     # the recent level on the same side, replace the history. TTFT is heavier-tailed than
     # decode speed, so it takes a larger factor.
@@ -191,6 +197,8 @@ class StatsStore:
         self._stats: dict[str, _DeploymentStats] = {}
         self._live: dict[str, set[LiveAttempt]] = {}
         self._forgot_at: dict[str, float] = {}  # when each deployment's failures were forgotten
+        # deployment -> (computed at, its inputs, (live tps, longest wait)): `_live_of`
+        self._live_cache: dict[str, tuple[float, tuple[float, float, float], Any]] = {}
 
     def observe(self, obs: Observation) -> None:
         stats = self._stats.get(obs.deployment)
@@ -247,13 +255,13 @@ class StatsStore:
         live = self._live.get(deployment, ())
         per_chunk = self.tokens_per_chunk(deployment)
         if stats is None:
-            live_tps, live_wait = self._live_signals(live, now, per_chunk)
+            live_tps, live_wait = self._live_of(deployment, live, now, per_chunk)
             return DeploymentEstimate(
                 deployment, 0, 0.0, None, True, None, None, 0.0, None, None, None, None, None,
                 None, len(live), live_tps, live_wait,
             )
-        live_tps, live_wait = self._live_signals(live, now, per_chunk, stats.ttft_sent_at,
-                                                 stats.decode_sent_at)
+        live_tps, live_wait = self._live_of(deployment, live, now, per_chunk,
+                                            stats.ttft_sent_at, stats.decode_sent_at)
         ttft, decode = stats.quantiles(now, self.settings.quantile_refresh_s)
         age = None if stats.last_at is None else now - stats.last_at
         return DeploymentEstimate(
@@ -298,6 +306,23 @@ class StatsStore:
             return None
         waited, at = stats.overdue
         return waited if now - at <= self.settings.bad_news_hold_s else None
+
+    def _live_of(
+        self, deployment: str, live: set[LiveAttempt] | tuple[()], now: float,
+        tokens_per_chunk: float, ttft_sent_at: float = float("-inf"),
+        decode_sent_at: float = float("-inf"),
+    ) -> tuple[float | None, float | None]:
+        """`_live_signals`, reused for a moment when many streams are in flight."""
+        if len(live) < self.settings.live_cache_min:
+            return self._live_signals(live, now, tokens_per_chunk, ttft_sent_at, decode_sent_at)
+        inputs = (tokens_per_chunk, ttft_sent_at, decode_sent_at)
+        cached = self._live_cache.get(deployment)
+        if (cached is not None and cached[1] == inputs
+                and 0 <= now - cached[0] < self.settings.live_refresh_s):
+            return cached[2]
+        signals = self._live_signals(live, now, tokens_per_chunk, ttft_sent_at, decode_sent_at)
+        self._live_cache[deployment] = (now, inputs, signals)
+        return signals
 
     def _live_signals(
         self, live: Iterable[LiveAttempt], now: float, tokens_per_chunk: float,

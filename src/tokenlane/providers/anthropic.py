@@ -22,7 +22,15 @@ from .base import UpstreamBadResponse, UpstreamConnectError, UpstreamTimeout
 from .openai import _http_error, _is_timeout, _safe
 from .pool_waits import pool_waits_of
 from .sse import SSEDecoder
-from .transport import build_transport, timeouts, upstream_headers, upstream_url, with_headers
+from .transport import (
+    BODY_ERRORS,
+    body_reader,
+    build_transport,
+    timeouts,
+    upstream_headers,
+    upstream_url,
+    with_headers,
+)
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicDialect"]
 
@@ -114,8 +122,9 @@ class AnthropicStream:
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         decoder = SSEDecoder(self._max_event_bytes)
         translate = self._chunks.feed
+        read = body_reader(self._response)
         try:
-            async for piece in self._response.aiter_raw():
+            while piece := await read():
                 batch: list[dict[str, Any]] = []
                 for event in decoder.feed(piece):
                     try:
@@ -138,7 +147,7 @@ class AnthropicStream:
                     raise UpstreamBadResponse(decoder.error)
                 if self._chunks.completed:
                     return
-        except httpx.HTTPError as exc:
+        except BODY_ERRORS as exc:
             raise UpstreamBadResponse(f"connection lost mid-stream ({type(exc).__name__})") from exc
         if decoder.pending():
             raise UpstreamBadResponse("stream ended inside an event")

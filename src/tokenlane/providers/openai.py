@@ -25,7 +25,15 @@ from .base import (
 from .pool_waits import pool_waits_of
 from .redact import redact
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
-from .transport import build_transport, timeouts, upstream_headers, upstream_url, with_headers
+from .transport import (
+    BODY_ERRORS,
+    body_reader,
+    build_transport,
+    timeouts,
+    upstream_headers,
+    upstream_url,
+    with_headers,
+)
 
 __all__ = ["OpenAIDialect", "parse_retry_after"]
 
@@ -109,8 +117,9 @@ class OpenAIStream:
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """The chunks of each upstream read together: what is already here goes out as one."""
         decoder = SSEDecoder(self._max_event_bytes)
+        read = body_reader(self._response)
         try:
-            async for piece in self._response.aiter_raw():
+            while piece := await read():
                 batch: list[dict[str, Any]] = []
                 for event in decoder.feed(piece):
                     if event.data == _DONE:
@@ -128,7 +137,7 @@ class OpenAIStream:
                     yield batch
                 if decoder.error is not None:
                     raise UpstreamBadResponse(decoder.error)
-        except httpx.HTTPError as exc:
+        except BODY_ERRORS as exc:
             raise UpstreamBadResponse(f"connection lost mid-stream ({type(exc).__name__})") from exc
         if decoder.pending():
             raise UpstreamBadResponse("stream ended inside an event")

@@ -13,7 +13,7 @@ have prepared per request (URL, headers, timeouts) is prepared once per provider
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +25,12 @@ from httpx_aiohttp import AiohttpTransport
 from ..types import Provider
 from .pool_waits import PoolWaits
 
-__all__ = ["TRANSPORTS", "MeasuredAiohttpTransport", "build_transport", "timeouts",
-           "upstream_headers", "upstream_url", "with_headers"]
+__all__ = ["BODY_ERRORS", "TRANSPORTS", "MeasuredAiohttpTransport", "body_reader",
+           "build_transport", "timeouts", "upstream_headers", "upstream_url", "with_headers"]
+
+# What reading a response body through `body_reader` can raise: httpx's errors, and
+# aiohttp's own when the body is read straight from aiohttp.
+BODY_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, aiohttp.ClientError)
 
 
 class MeasuredAiohttpTransport(AiohttpTransport):
@@ -95,6 +99,27 @@ def build_transport(provider: Provider, kind: str = "aiohttp") -> httpx.AsyncBas
         keepalive_expiry=60,
     )
     return TRANSPORTS[kind](limits)
+
+
+def body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
+    """The body's next piece as it arrives, b"" at its end (errors: `BODY_ERRORS`).
+
+    On the aiohttp transport this is aiohttp's own `readany`. At a provider's pace every
+    event is a read of its own, and httpx's `aiter_raw` reaches aiohttp through three async
+    iterators (httpx's, httpx-aiohttp's stream, aiohttp's chunk iterator), each crossed per
+    event (issue 17: relay cost per event). httpx-aiohttp keeps aiohttp's response on its
+    stream object; should that ever change, this falls back to `aiter_raw` (slower, same
+    bytes; tests/providers/test_transport.py notices).
+    """
+    aio = getattr(response.stream, "_aiohttp_response", None)
+    if isinstance(aio, aiohttp.ClientResponse):
+        return aio.content.readany
+    pieces = response.aiter_raw()
+
+    async def next_piece() -> bytes:
+        return await anext(pieces, b"")
+
+    return next_piece
 
 
 def upstream_url(provider: Provider, path: str) -> httpx.URL:

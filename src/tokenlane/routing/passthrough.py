@@ -43,6 +43,7 @@ from ..providers.base import (
     UpstreamTimeout,
 )
 from ..providers.sse import SSEDecoder
+from ..providers.transport import BODY_ERRORS, body_reader
 from ..request import ChatRequest
 from ..stats.observation import Observation
 from ..surfaces.passthrough import (
@@ -424,8 +425,9 @@ async def _text_chunks(response: httpx.Response, max_event_bytes: int
     """The checked `text_completion` chunks of an upstream stream, until `[DONE]`; a stream
     that ends without it, or breaks the format, is a bad answer."""
     decoder = SSEDecoder(max_event_bytes)
+    read = body_reader(response)
     try:
-        async for piece in response.aiter_raw():
+        while piece := await read():
             for event in decoder.feed(piece):
                 if event.data == _DONE:
                     return
@@ -440,6 +442,6 @@ async def _text_chunks(response: httpx.Response, max_event_bytes: int
                 yield chunk
             if decoder.error is not None:
                 raise UpstreamBadResponse(decoder.error)
-    except httpx.HTTPError as exc:
+    except BODY_ERRORS as exc:
         raise UpstreamBadResponse(f"connection lost mid-stream ({type(exc).__name__})") from exc
     raise UpstreamBadResponse("stream ended without [DONE]")

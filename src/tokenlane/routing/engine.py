@@ -50,6 +50,7 @@ from .circuit import CircuitBoard
 from .decision import Decision
 from .health import HealthSettings, degraded, overdue_after, probe_deadline, ttft_timeout
 from .hedge import HedgeBudget
+from .lag import LagTolerantTimeout
 from .planner import PlannerSettings, expected_output_tokens, plan
 from .policies import Candidate
 from .rechecks import RecheckSchedule
@@ -455,7 +456,7 @@ class Engine:
         upstream = None
         try:
             try:
-                async with asyncio.timeout(ttft_budget):
+                async with LagTolerantTimeout(ttft_budget, deadline):
                     upstream = await dialect.open_stream(
                         upstream_body(request, deployment), failover.connect_timeout_s, trace,
                         request.upstream_headers)

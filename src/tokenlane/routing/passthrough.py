@@ -58,6 +58,7 @@ from .attempts import AttemptFailed, PlanWalk
 from .decision import Decision
 from .engine import Engine
 from .health import ttft_timeout
+from .lag import LagTolerantTimeout
 from .planner import expected_output_tokens, plan
 from .policies import Candidate
 from .stream import AttemptMeter, StreamBroken
@@ -258,7 +259,7 @@ class Passthrough:
         body = {**run.request.body, "model": deployment.upstream_model}
         try:
             try:
-                async with asyncio.timeout(budget):
+                async with LagTolerantTimeout(budget, run.deadline):
                     response = await self._poster(deployment).post(
                         PASSTHROUGH_PATHS[run.endpoint], body,
                         connect_timeout=run.failover.connect_timeout_s, headers=trace)
@@ -295,7 +296,7 @@ class Passthrough:
         response = None
         try:
             try:
-                async with asyncio.timeout(budget):
+                async with LagTolerantTimeout(budget, run.deadline):
                     response = await self._poster(deployment).post(
                         "completions", body, stream=True,
                         connect_timeout=run.failover.connect_timeout_s, headers=trace)

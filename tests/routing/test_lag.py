@@ -1,0 +1,64 @@
+"""The first-token deadline forgives the gateway's own lag, and only that."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tokenlane.routing.lag import EXTENSIONS, LagTolerantTimeout
+
+
+def test_an_answer_queued_behind_a_stuck_loop_is_not_a_timeout() -> None:
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[int] = loop.create_future()
+        # The answer arrives at 0.05 s, but the loop is stuck (0.3 s of blocking work) from
+        # 0.04 s: the answer's wake-up and the 0.1 s deadline come due in the same pass.
+        loop.call_later(0.04, time.sleep, 0.3)
+        loop.call_later(0.05, answer.set_result, 7)
+        async with LagTolerantTimeout(0.1, loop.time() + 10) as deadline:
+            value = await answer
+        return value, deadline.extended
+
+    value, extended = asyncio.run(main())
+    assert value == 7 and extended >= 1
+
+
+def test_a_silent_upstream_still_times_out() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(TimeoutError):
+            async with LagTolerantTimeout(0.05, start + 10):
+                await loop.create_future()  # never answered
+        return loop.time() - start
+
+    assert asyncio.run(main()) >= 0.05
+
+
+def test_a_stuck_loop_buys_a_bounded_number_of_extensions() -> None:
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, time.sleep, 0.2)  # the first check runs ~0.16 s late
+        deadline = LagTolerantTimeout(0.05, loop.time() + 10)
+        with pytest.raises(TimeoutError):
+            async with deadline:
+                await loop.create_future()
+        return deadline.extended
+
+    assert 1 <= asyncio.run(main()) <= EXTENSIONS
+
+
+def test_no_extension_goes_past_the_limit() -> None:
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, time.sleep, 0.2)  # the first check runs past the limit
+        deadline = LagTolerantTimeout(0.05, loop.time() + 0.1)
+        with pytest.raises(TimeoutError):
+            async with deadline:
+                await loop.create_future()
+        return deadline.extended
+
+    assert asyncio.run(main()) == 0

@@ -22,8 +22,11 @@ def test_an_answer_queued_behind_a_stuck_loop_is_not_a_timeout() -> None:
             value = await answer
         return value, deadline.extended
 
-    value, extended = asyncio.run(main())
-    assert value == 7 and extended >= 1
+    # (asyncio.timeout raises here: its expiry runs in the same pass as the answer's wake-up,
+    # before it. If the machine delays the stuck callback itself, the wake-up comes first and
+    # no extension is needed: `extended` may be 0 or more, the answer is served either way.)
+    value, _ = asyncio.run(main())
+    assert value == 7
 
 
 def test_a_silent_upstream_still_times_out() -> None:

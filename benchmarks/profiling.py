@@ -16,7 +16,6 @@ _AREAS = (
     ("httpx_aiohttp/", "httpx (upstream client API)"),
     ("httpx/", "httpx (upstream client API)"),
     ("anyio/", "anyio"),
-    ("tenacity/", "tenacity"),
     ("prometheus_client/", "prometheus_client"),
     ("asyncio/", "asyncio (Python part)"),
 )

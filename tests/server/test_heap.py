@@ -19,7 +19,7 @@ from tokenlane.sim import SimProviderSpec
 from ..harness import stack
 
 MESSAGES = [{"role": "user", "content": "Name three rivers."}]
-OURS = ("tokenlane", "tenacity")
+OURS = ("tokenlane", "tenacity")  # tenacity: what the engine once made cycles with
 
 
 def _ours(obj: Any) -> bool:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import httpx
@@ -27,21 +26,25 @@ def free_port() -> int:
 
 
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
-    """Read the process's stdout until a line contains `needle` (bounded by `timeout`)."""
+    """Read the process's stdout until a line contains `needle` (bounded by `timeout`).
+
+    A thread reads: select() on the pipe misses lines the file object has already buffered
+    (seen: "tokenlane: ready" in the buffer, select() waiting 30 s for more)."""
     assert proc.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    stdout = proc.stdout
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-            break
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
+
+    def read() -> None:
+        for line in stdout:
+            lines.append(line)
+            if needle in line:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if lines and needle in lines[-1]:
+        return lines
     raise AssertionError(f"{needle!r} not printed within {timeout}s; got {lines!r}")
 
 

@@ -408,6 +408,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-slow", action="store_true", help="leave out the slow-streams run")
     p.add_argument("--gateway-only", action="store_true",
                    help="measure only through the gateway (no direct/floor, so no ratios)")
+    p.add_argument("--ab-state", choices=["redis"],
+                   help="also run a second gateway (this code, or --ab-src's) with "
+                        "state.backend: redis on a redis-server started for the run, measured "
+                        "in the same rounds: the shared state's cost per request")
     p.add_argument("--ab-src", type=Path,
                    help="also run a second gateway from this source tree (e.g. a patched copy "
                         "of src/) on the same core, measured in the same rounds: an A/B table")
@@ -448,7 +452,8 @@ async def amain(args: argparse.Namespace) -> int:
         gateway_alive = stack.gateway.popen.poll() is None
         metrics = scrape_metrics(stack)
         # A focused run (some scenarios, one gateway's A/B) leaves the workers part out.
-        focused = args.skip_workers or args.only or args.gateway_only or args.ab_src
+        focused = (args.skip_workers or args.only or args.gateway_only or args.ab_src
+                   or args.ab_state)
         workers = None if focused else await run_workers(
             args, stack.upstream, stack.upstream_url, Path(tmp), chat_body)
         data: dict[str, Any] = {
@@ -458,7 +463,8 @@ async def amain(args: argparse.Namespace) -> int:
                        "duration_s": args.duration, "smoke": args.smoke,
                        "pinned": stack.pinned, "max_connections": args.max_connections,
                        "gateway_src": str(args.gateway_src) if args.gateway_src else "installed",
-                       "ab_src": str(args.ab_src) if args.ab_src else None,
+                       "ab_src": (str(args.ab_src) if args.ab_src else
+                                  "state.backend: redis" if args.ab_state else None),
                        "gateway": "tokenlane serve: balanced, 2 deployments, auth on, metrics on"},
             "scenarios": scenarios,
             "slow_streams": slow,

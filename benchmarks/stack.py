@@ -198,12 +198,22 @@ def start_stack(args: argparse.Namespace, work: Path) -> Iterator[Stack]:
         gateway = _start_gateway("gateway", cfg, gw_core, work, args.gateway_src)
         procs.append(gateway)
         gateway_b, b_port = None, 0
-        if args.ab_src:
+        ab_state = getattr(args, "ab_state", None)
+        if args.ab_src or ab_state:
             b_port = _free_port()
             cfg_b = work / "gateway_b.yaml"
-            cfg_b.write_text(yaml.safe_dump(gateway_config(upstream_url, b_port,
-                                                           args.max_connections)))
-            gateway_b = _start_gateway("gateway_b", cfg_b, gw_core, work, args.ab_src)
+            config_b = gateway_config(upstream_url, b_port, args.max_connections)
+            if ab_state == "redis":  # the same code, sharing state through a real Redis
+                redis_port = _free_port()
+                redis = Proc("redis", ["redis-server", "--port", str(redis_port), "--save", "",
+                                       "--appendonly", "no", "--bind", "127.0.0.1"],
+                             side_core, work)
+                procs.append(redis)
+                redis.wait_port(redis_port)
+                config_b["state"] = {"backend": "redis", "url": f"redis://127.0.0.1:{redis_port}"}
+            cfg_b.write_text(yaml.safe_dump(config_b))
+            gateway_b = _start_gateway("gateway_b", cfg_b, gw_core, work,
+                                       args.ab_src or args.gateway_src)
             procs.append(gateway_b)
         floor = Proc("floor", [PYTHON, str(HERE / "floor.py"), "--port", str(floor_port),
                                "--upstream", upstream_url], gw_core, work)

@@ -83,7 +83,7 @@ def create_app(
     admission = (keys.gate if keys is not None else
                  Gate(catalog, request_log=request_log) if request_log is not None else OPEN_GATE)
     traffic = TrafficWindow(deployment_ids)  # the dashboard's last 15 minutes
-    shared = SharedState(redis, deployment_ids) if redis is not None else None
+    shared = SharedState(redis, deployment_ids, keys=keys) if redis is not None else None
     observers = [metrics.observe, traffic.observe,
                  *([admission.observe] if isinstance(admission, Gate) else []),
                  *([shared.observe] if shared else [])]

@@ -17,22 +17,16 @@ missed in between is caught up by its current state, not by a stale event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections import deque
 from typing import Any
 
 from ..routing.circuit import CircuitBoard, CircuitChange
 from ..stats.store import StatsStore
-from ..tracebacks import one_line
-from .redis_conn import RedisConnection, StateUnavailable
+from .pubsub import send, serve_channel
+from .redis_conn import RedisConnection
 from .wire import decode_circuit_change, encode_circuit_change
 
 __all__ = ["CircuitSync"]
-
-log = logging.getLogger("tokenlane.state")
-
-_LISTEN_S = 0.5  # one wait for a message; the loop sees Redis go down within about this
 
 
 class CircuitSync:
@@ -75,20 +69,15 @@ class CircuitSync:
             change = self._outbox[0]
             message = encode_circuit_change(self.replica, change)
 
-            async def send(redis: Any, change: CircuitChange = change,
-                           message: bytes = message) -> None:
-                pipe = redis.pipeline(transaction=False)
+            def write(pipe: Any, change: CircuitChange = change, message: bytes = message
+                      ) -> None:
                 if change.state == "open" and change.seconds > 0:
                     pipe.set(self._key(change.deployment), message,
                              px=max(1, int(change.seconds * 1000)))
                 else:
                     pipe.delete(self._key(change.deployment))
-                pipe.publish(self.channel, message)
-                await pipe.execute()
 
-            try:
-                await self.conn.call(send)
-            except StateUnavailable:
+            if not await send(self.conn, self.channel, message, write):
                 return sent
             self._outbox.popleft()
             sent += 1
@@ -134,43 +123,8 @@ class CircuitSync:
             self.store.forget_failures(change.deployment)
         self.applied += 1
 
-    async def run_publisher(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self.conn.up:
-                await self.publish_pending()
-
-    async def run_listener(self) -> None:
-        """Subscribe while Redis is up; on every (re)connection, catch up first."""
-        while True:
-            await self._up.wait()
-            pubsub = self.conn.client.pubsub()
-            try:
-                await asyncio.wait_for(pubsub.subscribe(self.channel), self.conn.settings.timeout_s)
-                await self.catch_up()
-                while self.conn.up:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                       timeout=_LISTEN_S)
-                    if message is not None and message.get("type") == "message":
-                        self.take(message["data"])
-            except StateUnavailable:
-                pass  # logged once by the connection
-            except self.conn.errors as exc:
-                self.conn.failed(exc)
-            except Exception as exc:  # noqa: BLE001 - sharing must never take routing down
-                log.error("circuit listener failed: %s", one_line(exc))
-                self.conn.failed(exc)
-            finally:
-                await _close(pubsub)
-
     async def run(self) -> None:
-        """Both loops (a lifespan task; cancel to stop)."""
-        if self.conn.up:
-            self._up.set()
-        await asyncio.gather(self.run_publisher(), self.run_listener())
-
-
-async def _close(pubsub: Any) -> None:
-    with contextlib.suppress(Exception):  # a connection already gone needs no goodbye
-        await asyncio.wait_for(pubsub.aclose(), 1.0)
+        """Publishing and listening (a lifespan task; cancel to stop)."""
+        await serve_channel(self.conn, self.channel, "circuit", up=self._up, wake=self._wake,
+                            publish=self.publish_pending, catch_up=self.catch_up,
+                            take=self.take)

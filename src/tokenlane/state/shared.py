@@ -3,6 +3,7 @@ lifespan, never on the request path.
 
     stats   observations out and in, every sync_interval_s      (stats_sync)
     circuits opens and closes, at once, by pub/sub              (circuit_sync)
+    keys    virtual keys' records, at once, by pub/sub            (key_sync)
     probes  a lease per deployment before a probe round         (leases)
     health  the connection's watcher: down, one log line, back  (redis_conn)
 
@@ -15,21 +16,26 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..routing.engine import Engine
 from ..routing.probes import Prober
 from ..stats.observation import Observation
 from .circuit_sync import CircuitSync
+from .key_sync import KeySync
 from .leases import ProbeLeases
 from .redis_conn import RedisConnection
 from .stats_sync import StatsSync
+
+if TYPE_CHECKING:
+    from ..keys.service import KeyService
 
 __all__ = ["SharedState"]
 
 
 class SharedState:
     def __init__(self, conn: RedisConnection, deployments: Iterable[str],
-                 replica: str | None = None) -> None:
+                 replica: str | None = None, keys: KeyService | None = None) -> None:
         self.conn = conn
         # Unique per process: a replica's own messages are told apart from its peers'.
         self.replica = replica or uuid.uuid4().hex[:12]
@@ -37,6 +43,7 @@ class SharedState:
         self.stats: StatsSync | None = None
         self.circuits: CircuitSync | None = None
         self._pending: list[Observation] = []  # observations before `attach` (none, normally)
+        self.keys = KeySync(conn, keys, self.replica) if keys is not None else None
 
     def observe(self, observation: Observation) -> None:
         """The engine's observer: queue what this replica measured for the others."""
@@ -65,7 +72,8 @@ class SharedState:
         return {"backend": "redis", "up": self.conn.up, "replica": self.replica,
                 "peers": self.live_peers(),
                 "synced": self.stats.synced if self.stats is not None else 0,
-                "circuit_changes_applied": self.circuits.applied if self.circuits else 0}
+                "circuit_changes_applied": self.circuits.applied if self.circuits else 0,
+                "key_changes_applied": self.keys.applied if self.keys else 0}
 
     async def run(self) -> None:
         """Every loop (a lifespan task; cancel to stop); Redis is tried first if the lifespan
@@ -73,4 +81,5 @@ class SharedState:
         assert self.stats is not None and self.circuits is not None, "attach() first"
         if not self.conn.up:
             await self.conn.ping()
-        await asyncio.gather(self.conn.run(), self.stats.run(), self.circuits.run())
+        await asyncio.gather(self.conn.run(), self.stats.run(), self.circuits.run(),
+                             *([self.keys.run()] if self.keys is not None else []))

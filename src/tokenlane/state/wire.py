@@ -17,11 +17,12 @@ from typing import Any
 
 import orjson
 
+from ..keys.records import KeySpec, VirtualKey
 from ..routing.circuit import CircuitChange
 from ..stats.observation import OUTCOMES, Observation
 
-__all__ = ["decode_circuit_change", "decode_observations", "encode_circuit_change",
-           "encode_observations"]
+__all__ = ["decode_circuit_change", "decode_key", "decode_observations",
+           "encode_circuit_change", "encode_key", "encode_observations"]
 
 _OUTCOMES = frozenset(OUTCOMES)
 
@@ -91,3 +92,32 @@ def decode_circuit_change(data: bytes, known: frozenset[str]) -> tuple[str, Circ
         return None
     return replica, CircuitChange(m["d"], m["s"], float(seconds), float(open_for),
                                  m.get("rl") is True, m.get("a") is True)
+
+
+def encode_key(replica: str, key: VirtualKey) -> bytes:
+    """A virtual key's record as the store keeps it: the hash of its secret, never the secret."""
+    return orjson.dumps({"r": replica, "id": key.id, "h": key.secret_hash, "p": key.prefix,
+                         "c": key.created_at, "x": key.revoked_at,
+                         "s": key.spec.model_dump()})
+
+
+def decode_key(data: bytes) -> tuple[str, VirtualKey] | None:
+    """(the writing replica, the key), or None when malformed (a spec ours would refuse)."""
+    try:
+        m = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(m, dict):
+        return None
+    replica, key_id, secret_hash, prefix = m.get("r"), m.get("id"), m.get("h"), m.get("p")
+    created, revoked = m.get("c"), m.get("x")
+    if not all(isinstance(v, str) for v in (replica, key_id, secret_hash, prefix)):
+        return None
+    if not _number(created) or not (revoked is None or _number(revoked)):
+        return None
+    try:
+        spec = KeySpec.model_validate_json(orjson.dumps(m.get("s")))
+    except ValueError:
+        return None
+    return replica, VirtualKey(key_id, secret_hash, prefix, spec, float(created),
+                               None if revoked is None else float(revoked))

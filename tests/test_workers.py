@@ -297,7 +297,10 @@ def test_a_key_revoked_on_one_worker_is_refused_by_both(tmp_path: Path) -> None:
             revoked = httpx.post(f"{base}/admin/keys/{key_id}/revoke", headers=admin,
                                  timeout=30)
             assert revoked.status_code == 200, revoked.text
+            began = time.monotonic()
             assert len(_answers(base, secret, "revoked")) == 2
+            print(f"revoked on one worker, refused by both after "
+                  f"{(time.monotonic() - began) * 1000:.0f} ms")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
     assert simulator.counters("a").requests >= 2

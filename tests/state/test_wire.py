@@ -1,16 +1,21 @@
-"""What replicas publish: observations keep their age, circuit changes their meaning, and
-anything malformed from a peer is dropped rather than raised."""
+"""What replicas publish: observations keep their age, circuit changes their meaning, key
+records their every field (the secret's hash, never the secret), and anything malformed from
+a peer is dropped rather than raised."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
+from tokenlane.keys.records import KeySpec, VirtualKey
+from tokenlane.keys.secrets import hash_secret, new_key_id, new_secret, shown_prefix
 from tokenlane.routing.circuit import CircuitChange
 from tokenlane.state.wire import (
     decode_circuit_change,
+    decode_key,
     decode_observations,
     encode_circuit_change,
+    encode_key,
     encode_observations,
 )
 from tokenlane.stats.observation import Observation
@@ -54,3 +59,25 @@ def test_circuit_changes_round_trip_and_junk_is_dropped() -> None:
                  orjson.dumps({"r": "r1", "d": "zz/m", "s": "open"}),
                  orjson.dumps({"r": 5, "d": "p/m", "s": "closed"})):
         assert decode_circuit_change(junk, KNOWN) is None
+
+
+def test_key_records_round_trip_without_the_secret_and_junk_is_dropped() -> None:
+    key_id = new_key_id()
+    secret = new_secret(key_id)
+    spec = KeySpec(name="team", models=["m"], rpm=10, budget_usd={"day": 1.5},
+                   max_options={"max_attempts": 2}, metadata={"owner": "ana"},
+                   expires_at=1_900_000_000)
+    key = VirtualKey(key_id, hash_secret(secret), shown_prefix(secret), spec, 1_800_000_000.5,
+                     revoked_at=1_800_000_100.25)
+    message = encode_key("r1", key)
+    assert secret.encode() not in message
+    assert decode_key(message) == ("r1", key)
+    assert decode_key(encode_key("r2", VirtualKey(key_id, "h", "p", KeySpec(), 1.0))) == (
+        "r2", VirtualKey(key_id, "h", "p", KeySpec(), 1.0))
+    good = orjson.loads(message)
+    for junk in (b"[]", b"nope", orjson.dumps({**good, "h": None}),
+                 orjson.dumps({**good, "c": "yesterday"}), orjson.dumps({**good, "x": -1}),
+                 orjson.dumps({**good, "s": {"rpm": -3}}),
+                 orjson.dumps({**good, "s": {"unknown_field": 1}}),
+                 orjson.dumps({k: v for k, v in good.items() if k != "s"})):
+        assert decode_key(junk) is None, junk

@@ -1,6 +1,6 @@
 """What the gateway costs per request: latency, throughput, CPU and memory, against two baselines.
 
-    .venv/bin/python benchmarks/overhead.py            # full run, about 3 minutes
+    .venv/bin/python benchmarks/overhead.py            # full run, about 9 minutes
     .venv/bin/python benchmarks/overhead.py --smoke    # under 30 seconds, tiny counts
     .venv/bin/python benchmarks/overhead.py --profile  # py-spy the gateway at c=16 instead
 

@@ -51,6 +51,7 @@ from .decision import Decision
 from .health import HealthSettings, degraded, overdue_after, probe_deadline, ttft_timeout
 from .hedge import HedgeBudget
 from .lag import LagTolerantTimeout
+from .outcomes import all_failed, retry_wait
 from .planner import PlannerSettings, expected_output_tokens, plan
 from .policies import Candidate
 from .rechecks import RecheckSchedule
@@ -321,7 +322,7 @@ class Engine:
         request left the cyclic garbage collector ~20% of the gateway's CPU at 16 requests in
         flight and ~38% at 256 (issue 17; `benchmarks/overhead.py`). What we used of it is
         this loop: retry on AttemptFailed while the attempt budget lasts, waiting only as
-        `_retry_wait` says."""
+        `retry_wait` says."""
         loop = asyncio.get_running_loop()
         number = 0  # of the attempt being made in this walk
         try:
@@ -332,7 +333,9 @@ class Engine:
                 except AttemptFailed as exc:
                     if run.tries >= run.failover.max_attempts:
                         break
-                    if (delay := self._retry_wait(run, exc, number, loop.time())) > 0:
+                    delay = retry_wait(run.walk, self.circuits, exc, number,
+                                       run.deadline - loop.time())
+                    if delay > 0:
                         await asyncio.sleep(delay)
         except _PlanExhausted:
             pass
@@ -342,29 +345,7 @@ class Engine:
             deployment, exc = run.refused
             raise UpstreamRejected(exc.status or 400, exc.body, deployment,
                                    tuple(run.attempts)) from exc
-        raise self._all_failed(run.request.model, run.attempts, run.walk)
-
-    def _retry_wait(self, run: _Run, exc: AttemptFailed, number: int, now: float) -> float:
-        """Seconds to wait before the next attempt after attempt `number` failed with `exc`.
-
-        Only a retry on the same deployment waits (its Retry-After, or a short backoff);
-        falling back to another deployment goes at once. A retry that cannot happen in the
-        time left, or on a deployment whose circuit is open because it is failing, is not
-        waited for: the walk moves on to the next deployment."""
-        walk = run.walk
-        if not walk.next_is_same():
-            return 0.0
-        deployment = exc.attempt.deployment
-        backoff = exc.retry_after if exc.retry_after is not None else 0.1 * number
-        if self.circuits.state(deployment) == "open":
-            if not self.circuits.rate_limited(deployment):
-                walk.drop(deployment)
-                return 0.0
-            backoff = max(backoff, self.circuits.retry_in(deployment))
-        if backoff >= run.deadline - now:
-            walk.drop(deployment)
-            return 0.0
-        return max(0.0, backoff)
+        raise all_failed(run.request.model, run.attempts, run.walk, self.circuits)
 
     async def _attempt(self, run: _Run) -> ChatStream:
         if asyncio.get_running_loop().time() >= run.deadline:
@@ -558,39 +539,6 @@ class Engine:
         if self.tracer is not None:
             self.tracer.ended(meter, observation)
         return observation
-
-    def _all_failed(
-        self, model: str, attempts: list[Attempt], walk: PlanWalk
-    ) -> NoDeploymentAvailable:
-        skipped = [Attempt(d, "circuit_open", None, "skipped: " + (
-            "honouring its Retry-After" if self.circuits.rate_limited(d) else
-            "it refused the gateway's credentials" if self.circuits.auth_failed(d) else
-            "failing")) for d in walk.skipped]
-        waits = [w for a in attempts + skipped if (w := self.circuits.retry_in(a.deployment)) > 0]
-        retry_after = min(waits) if waits else None
-        if attempts:
-            rate_limited = all(a.outcome == "429" for a in attempts)
-        else:
-            rate_limited = bool(skipped) and all(
-                self.circuits.rate_limited(a.deployment) for a in skipped)
-        if rate_limited:
-            # Every provider is rate limiting (now, or by a Retry-After we are still honouring):
-            # a 429 tells the client to back off.
-            return NoDeploymentAvailable(f"All deployments of {model} are rate limited",
-                                         tuple(attempts + skipped), retry_after, rate_limited=True)
-        if all(a.outcome == "auth" or self.circuits.auth_failed(a.deployment)
-               for a in attempts + skipped):
-            # Our credentials, not the client's: a gateway fault (502), never a 401 that
-            # would read as the client's own key being wrong.
-            return NoDeploymentAvailable(
-                f"Every deployment of {model} refused the gateway's upstream credentials",
-                tuple(attempts + skipped), None, auth_failed=True)
-        if not attempts:
-            return NoDeploymentAvailable(
-                f"No deployment of {model} is available (circuits open)", tuple(skipped),
-                retry_after)
-        return NoDeploymentAvailable(f"All deployments of {model} failed",
-                                     tuple(attempts + skipped), retry_after)
 
     # -- reporting --------------------------------------------------------------------------
 

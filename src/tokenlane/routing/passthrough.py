@@ -16,7 +16,7 @@ and decode speed are measured exactly as chat's.
 
 The engine's own rules are used, not copied: its recheck schedule, its reading of a failed
 answer (429 kinds, refusals, headroom) and its all-failed error are called on it directly
-(`Engine._rechecks_due`, `_refused`, `_heard`, `_all_failed`), so every surface fails the same
+(`Engine._rechecks_due`, `_refused`, `_heard`; `outcomes.all_failed`), so every surface fails the same
 way.
 
 The active prober speaks chat, so it never re-measures these deployments: as with probes off,
@@ -59,6 +59,7 @@ from .decision import Decision
 from .engine import Engine
 from .health import ttft_timeout
 from .lag import LagTolerantTimeout
+from .outcomes import all_failed
 from .planner import expected_output_tokens, plan
 from .policies import Candidate
 from .stream import AttemptMeter, StreamBroken
@@ -237,7 +238,7 @@ class Passthrough:
             deployment, exc = run.refused
             raise UpstreamRejected(exc.status or 400, exc.body, deployment,
                                    tuple(run.attempts)) from exc
-        raise engine._all_failed(run.request.model, run.attempts, walk)
+        raise all_failed(run.request.model, run.attempts, walk, engine.circuits)
 
     def _meter(self, run: _Run, candidate: Candidate) -> tuple[_Meter, float, Headers | None]:
         """A meter for one attempt, its first-token (embeddings: answer) time budget, and the

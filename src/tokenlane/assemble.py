@@ -39,6 +39,10 @@ class _Choice:
 
     def add(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}
+        if len(delta) == 1 and type(content := delta.get("content")) is str:
+            # Most chunks: one piece of text (once per token, so without the loop below).
+            self.text.setdefault("content", []).append(content)
+            delta = {}
         for key, value in delta.items():
             if key == "role":
                 self.role = value or self.role
@@ -99,6 +103,10 @@ class CompletionAssembler:
         self._choices: dict[int, _Choice] = {}
         self._meta: dict[str, Any] = {}
         self.usage: dict[str, Any] | None = None
+
+    def add_all(self, chunks: list[dict[str, Any]]) -> None:
+        for chunk in chunks:
+            self.add(chunk)
 
     def add(self, chunk: dict[str, Any]) -> None:
         if not self._meta:

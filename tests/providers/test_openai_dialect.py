@@ -117,3 +117,70 @@ def test_valid_json_in_the_wrong_shape_fails_the_stream(
 
     # What came before the bad chunk still arrives first, exactly once.
     assert asyncio.run(read()) == [orjson.loads(GOOD)]
+
+
+def _read_all(url: str) -> tuple[list[dict[str, Any]], bool, BaseException | None]:
+    """Every chunk of one stream, whether it completed, and what ended it early."""
+    async def read() -> tuple[list[dict[str, Any]], bool, BaseException | None]:
+        dialect = OpenAIDialect(Provider(name="p", base_url=url, api_key=None))
+        got: list[dict[str, Any]] = []
+        failure = None
+        try:
+            stream = await dialect.open_stream({"model": "up", "messages": []})
+            try:
+                async for chunk in stream:
+                    got.append(chunk)
+            except UpstreamBadResponse as exc:
+                failure = exc
+            await stream.aclose()
+        finally:
+            await dialect.aclose()
+        return got, stream.completed, failure
+
+    return asyncio.run(read())
+
+
+def _events(*datas: bytes) -> bytes:
+    return b"".join(b"data: " + d + b"\n\n" for d in datas)
+
+
+# One upstream write, so one read: the events of a read are parsed together (one JSON array)
+# when they are all plain; these are the cases that must not slip through that.
+def test_one_event_holding_two_json_values_is_refused_in_a_batch(
+    upstream: tuple[Recorder, str]
+) -> None:
+    recorder, url = upstream
+    two = b'{"id":"c","choices":[]},{"id":"d","choices":[]}'
+    recorder.stream = _events(GOOD, two, GOOD, b"[DONE]")
+    got, completed, failure = _read_all(url)
+    assert isinstance(failure, UpstreamBadResponse) and "unparsable" in str(failure)
+    assert got == [orjson.loads(GOOD)] and not completed
+
+
+def test_done_inside_a_batch_ends_the_stream_there(upstream: tuple[Recorder, str]) -> None:
+    recorder, url = upstream
+    recorder.stream = _events(GOOD, GOOD, b"[DONE]", b'{"id":"after","choices":[]}')
+    got, completed, failure = _read_all(url)
+    assert failure is None and completed
+    assert got == [orjson.loads(GOOD)] * 2
+
+
+def test_an_error_event_inside_a_batch_fails_after_what_preceded_it(
+    upstream: tuple[Recorder, str]
+) -> None:
+    recorder, url = upstream
+    recorder.stream = (_events(GOOD, GOOD) + b'event: error\ndata: {"message":"overloaded"}\n\n'
+                       + _events(GOOD, b"[DONE]"))
+    got, completed, failure = _read_all(url)
+    assert isinstance(failure, UpstreamBadResponse) and "overloaded" in str(failure)
+    assert got == [orjson.loads(GOOD)] * 2 and not completed
+
+
+def test_a_batch_of_plain_events_reads_as_event_by_event(upstream: tuple[Recorder, str]) -> None:
+    recorder, url = upstream
+    chunks = [orjson.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": f"t{i}"}}]})
+              for i in range(20)]
+    recorder.stream = _events(*chunks, b"[DONE]")
+    got, completed, failure = _read_all(url)
+    assert failure is None and completed
+    assert got == [orjson.loads(c) for c in chunks]

@@ -24,7 +24,7 @@ from .base import (
 )
 from .pool_waits import pool_waits_of
 from .redact import redact
-from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
+from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 from .transport import (
     BODY_ERRORS,
     body_reader,
@@ -120,19 +120,27 @@ class OpenAIStream:
         read = body_reader(self._response)
         try:
             while piece := await read():
-                batch: list[dict[str, Any]] = []
-                for event in decoder.feed(piece):
-                    if event.data == _DONE:
-                        self.completed = True
-                        if batch:
-                            yield batch
-                        return
-                    try:
-                        batch.append(_parse_chunk(event.data, event.event))
-                    except UpstreamBadResponse:
-                        if batch:  # what came before the bad event still goes out first
-                            yield batch
-                        raise
+                events = decoder.feed(piece)
+                batch = _parse_batch(events)
+                if batch is None:  # something to look at event by event
+                    batch = []
+                    for event in events:
+                        if event.data == _DONE:
+                            self.completed = True
+                            if batch:
+                                yield batch
+                            return
+                        try:
+                            batch.append(_parse_chunk(event.data, event.event))
+                        except UpstreamBadResponse:
+                            if batch:  # what came before the bad event still goes out first
+                                yield batch
+                            raise
+                elif events and events[-1].data == _DONE:
+                    self.completed = True
+                    if batch:
+                        yield batch
+                    return
                 if batch:
                     yield batch
                 if decoder.error is not None:
@@ -160,6 +168,31 @@ async def _send(transport: httpx.AsyncBaseTransport, request: httpx.Request,
     return response
 
 
+def _parse_batch(events: list[SSEEvent]) -> list[dict[str, Any]] | None:
+    """The chunks of one read's events, parsed in one go: the common case (plain data events
+    of well-formed chunks, `[DONE]` at most last) as one JSON array, one parser call instead
+    of one per event. None when anything needs a closer look (an event name, an error, a
+    malformed chunk, `[DONE]` elsewhere): the caller then goes event by event, which finds
+    what is wrong and where, and sends what came before it."""
+    if len(events) < 2:  # nothing to share out
+        return None
+    datas = [event.data for event in events if event.event is None]
+    if len(datas) != len(events):
+        return None
+    if datas[-1] == _DONE:
+        datas.pop()
+    try:
+        chunks = orjson.loads(b"[" + b",".join(datas) + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(chunks) != len(datas):  # an event's data was not exactly one JSON value
+        return None
+    for chunk in chunks:
+        if type(chunk) is not dict or "error" in chunk or not _well_formed(chunk):
+            return None
+    return chunks
+
+
 def _parse_chunk(data: bytes, event: str | None) -> dict[str, Any]:
     try:
         chunk = orjson.loads(data)
@@ -168,7 +201,9 @@ def _parse_chunk(data: bytes, event: str | None) -> dict[str, Any]:
     if not isinstance(chunk, dict):
         raise UpstreamBadResponse("SSE data is not a JSON object")
     if event == "error" or "error" in chunk:
-        err = chunk.get("error")
+        # {"error": {"message": ...}} in the data, or a named error event carrying the
+        # message itself.
+        err = chunk.get("error", chunk)
         message = err.get("message") if isinstance(err, dict) else err
         raise UpstreamBadResponse(f"error event in stream: {redact(str(message))}")
     if not _well_formed(chunk):

@@ -43,6 +43,13 @@ class SSEDecoder:
         """The events `chunk` completes (none once `error` is set)."""
         if self.error is not None:
             return []
+        if (not self._parts and chunk.find(b"\n") == len(chunk) - 2 and chunk.endswith(b"\n\n")
+                and chunk.startswith(b"data: ") and b"\r" not in chunk
+                and len(chunk) <= self._max):
+            # One whole data event, nothing pending: what a provider's every read is at its
+            # own pace (one event per token), so answered before the general case.
+            self._cr = False
+            return [SSEEvent(chunk[6:-2])]
         if self._cr and chunk.startswith(b"\n"):
             chunk, self._cr = chunk[1:], False
         if b"\r" in chunk:

@@ -211,8 +211,7 @@ class Engine:
             try:
                 escaped = None
                 async for batch in batches:
-                    for chunk in batch:
-                        assembler.add(chunk)
+                    assembler.add_all(batch)
                     if (escaped := self._escape(run, stream)) is not None:
                         break
                 if escaped is None:

@@ -95,11 +95,22 @@ class AttemptMeter:
             if "time_info" in chunk and (timing := parse_time_info(chunk)) is not None:
                 self.queue_s = timing.queue_s
         choices = chunk.get("choices")
-        if choices and choices[0].get("finish_reason"):
-            self.finish_reason = choices[0]["finish_reason"]
-        if not has_token(chunk):
+        if choices:
+            first = choices[0]
+            if finish := first.get("finish_reason"):
+                self.finish_reason = finish
+            # The common chunk, one choice with text, without a call; anything else asks
+            # has_token.
+            delta = first.get("delta")
+            if not (delta and delta.get("content")) and not has_token(chunk):
+                return False
+        else:
             return False
-        self.stamp_output()
+        now = self.clock.now()  # stamp_output, inline: once per chunk
+        if self.first_at is None:
+            self.first_at = now
+        self.last_at = now
+        self.chunks += 1
         return True
 
     def stamp_output(self) -> None:
@@ -245,16 +256,27 @@ class ChatStream:
     def _take(self, batch: list[dict[str, Any]], *, measured: bool = False
               ) -> list[dict[str, Any]]:
         """Measure (unless already done) and present a batch; what the client sees of it."""
-        see, present = self.meter.see, self._present
+        see, model = self.meter.see, self.request.model
+        hide_usage = not self.request.include_usage
         out = []
         for chunk in batch:
             if not measured:
                 see(chunk)
-            if (shown := present(chunk)) is not None:
-                out.append(shown)
-        if self.kept is not None:
+            # Presenting, inline (once per chunk): the public model name; the usage only if
+            # the client asked (we asked upstream for it, to measure).
+            if hide_usage and "usage" in chunk:
+                if not chunk.get("choices"):
+                    continue
+                del chunk["usage"]
+            chunk["model"] = model
+            out.append(chunk)
+        if self._id is None:
             for chunk in out:
-                self.kept.add(chunk)
+                self._id, self._created = chunk.get("id"), chunk.get("created")
+                if self._id is not None:
+                    break
+        if self.kept is not None:
+            self.kept.add_all(out)
         return out
 
     def _stall_error(self) -> UpstreamError:
@@ -263,17 +285,6 @@ class ChatStream:
         if self._deadline is not None and self._deadline - loop_time <= 0.001:
             return DeadlinePassed("request deadline passed mid-stream")
         return UpstreamStalled(f"no token for {self._stall_timeout}s (stalled)")
-
-    def _present(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
-        if not self.request.include_usage and "usage" in chunk:
-            # We asked upstream for usage to measure; the client did not, so it sees none.
-            if not chunk.get("choices"):
-                return None
-            del chunk["usage"]
-        chunk["model"] = self.request.model
-        if self._id is None:
-            self._id, self._created = chunk.get("id"), chunk.get("created")
-        return chunk
 
     def _synthetic_usage(self) -> dict[str, Any]:
         prompt, output = self.meter.prompt_tokens, self.meter.output_tokens

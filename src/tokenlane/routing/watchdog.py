@@ -53,7 +53,8 @@ class StallWatchdog:
     def waiting(self) -> None:
         """A wait begins in the current task."""
         self._since = self._loop.time()
-        self._task = asyncio.current_task()
+        if self._task is None:  # one stream is read by one task (its consumer) to its end
+            self._task = asyncio.current_task(self._loop)
         if self._handle is None:
             self._arm(self._since)
 

@@ -3,10 +3,12 @@
 Pure ASGI around the whole app (the bare-ASGI chat and surface paths and FastAPI's routes
 alike), so streamed answers pass through unbuffered and the line is written when the last
 byte has gone out: method, path (never the query string, which could carry anything), status,
-duration, request id, client address and the key id when the request authenticated. The key
-is known only to the handler, so authentication notes it (`note_key`) in a per-request holder
-this middleware sets in a context variable; the secret itself never reaches this module.
-"""
+duration, request id, client address and the key id when the request authenticated. The
+status and the request id are what RequestContextMiddleware (inside this, on every route)
+noted in the scope's state; not wrapping `send` a second time saves a call per streamed
+write. The key is known only to the handler, so authentication notes it (`note_key`) in a
+per-request holder this middleware sets in a context variable; the secret itself never
+reaches this module."""
 
 from __future__ import annotations
 
@@ -60,24 +62,15 @@ class AccessLogMiddleware:
         start = self._clock.now()
         holder: list[str | None] = [None]
         token = _KEY.set(holder)
-        status = 500  # what the server sends when the app raised before answering
-        request_id: str | None = None
-
-        async def send_seen(message: dict[str, Any]) -> None:
-            nonlocal status, request_id
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name == b"x-request-id":
-                        request_id = value.decode("latin-1")
-            await send(message)
-
+        state = scope.setdefault("state", {})
         try:
-            await self.app(scope, receive, send_seen)
+            await self.app(scope, receive, send)
         finally:
             _KEY.reset(token)
             if log.isEnabledFor(logging.INFO):
-                fields = access_fields(scope, status, self._clock.now() - start,
-                                       request_id or scope.get("state", {}).get("request_id"),
+                # RequestContextMiddleware, inside every route, noted the id and the status;
+                # none noted: the app raised before answering, and the server sends a 500.
+                fields = access_fields(scope, state.get("status", 500),
+                                       self._clock.now() - start, state.get("request_id"),
                                        holder[0])
                 log.info("%s", _text(fields), extra={"fields": fields})

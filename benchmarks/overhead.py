@@ -295,7 +295,22 @@ async def run_scenarios(stack: Stack, args: argparse.Namespace) -> dict[str, Any
                               "upstream": sc.group, "tokens": tokens_of(sc, args),
                               "per_event": sc.once, "targets": per_target,
                            **derive(per_target)}
+        if "ab" in scenarios[sc.name]:
+            scenarios[sc.name]["ab"] |= paired_ratios(runs[sc.name]["gateway"],
+                                                      runs[sc.name]["gateway_b"])
     return scenarios
+
+
+def paired_ratios(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
+    """b's CPU per request over a's, round by round (the two ran back to back in each round,
+    so what drifts over the run, the machine's clock or a neighbour, mostly cancels): the
+    median, and the middle half of the rounds as the spread."""
+    ratios = sorted(y["cpu_ms_per_request"] / x["cpu_ms_per_request"] for x, y in zip(a, b)
+                    if x["cpu_ms_per_request"] and y["cpu_ms_per_request"])
+    if not ratios:
+        return {"cpu_ratio_b_a_paired": None, "cpu_ratio_b_a_iqr": None}
+    return {"cpu_ratio_b_a_paired": median(ratios),
+            "cpu_ratio_b_a_iqr": (percentile(ratios, 25), percentile(ratios, 75))}
 
 
 async def run_slow_streams(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
@@ -426,7 +441,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.duration = args.duration or (0.3 if smoke else 2.0)
     args.warmup = args.warmup if args.warmup is not None else (0.2 if smoke else 1.0)
     args.slow_streams = args.slow_streams or (100 if smoke else 1000)
-    args.upstream_tokens = max(sc.tokens or 0 for sc in SCENARIOS)
+    args.upstream_tokens = max(args.worker_stream_tokens,
+                               *(sc.tokens or 0 for sc in SCENARIOS))
     if smoke and args.slow_tps is None:
         args.slow_tps = 200.0  # 100-token paced streams in half a second
     args.slow_tps = args.slow_tps or 20.0

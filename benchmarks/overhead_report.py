@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from common import describe_machine, fmt, markdown_table
@@ -18,6 +19,10 @@ TARGET_CPU_RATIO_EVENT = 1.3
 TARGET_ADDED_P50_C1_OVER_FLOOR_MS = 0.3
 TARGET_CONCURRENCY_GROWTH = 1.15  # CPU per request at c=256 over c=16
 TARGET_SLOW_RSS_MB = 250.0
+
+
+def _spread(iqr: Sequence[float] | None) -> str:
+    return "–" if not iqr else f"{iqr[0]:.2f}–{iqr[1]:.2f}"
 
 
 def _mark(ok: bool | None) -> str:
@@ -165,14 +170,18 @@ def render(data: dict[str, Any]) -> str:
                          else fmt(c["value"], 3), _mark(c["met"])] for c in data["targets"]]),
     ]
     ab_rows = [[n, s["ab"]["cpu_ms_a"], s["ab"]["cpu_ms_b"], s["ab"]["cpu_ratio_b_a"],
+                s["ab"].get("cpu_ratio_b_a_paired"), _spread(s["ab"].get("cpu_ratio_b_a_iqr")),
                 s["ab"]["rps_a"], s["ab"]["rps_b"], s["ab"]["p50_ms_a"], s["ab"]["p50_ms_b"],
                 s["ab"]["ttft_p50_ms_a"], s["ab"]["ttft_p50_ms_b"]]
                for n, s in sc.items() if "ab" in s]
     if ab_rows:
         parts += ["", f"## A/B: gateway (a: {cfg['gateway_src']}) vs gateway_b (b: {cfg['ab_src']})",
+                  "", ("b/a paired: the median over rounds of each round's b/a (a and b ran "
+                       "back to back); IQR: the middle half of those rounds."),
                   "", markdown_table(["scenario", "a CPU ms/req", "b CPU ms/req", "b/a CPU",
-                                      "a req/s", "b req/s", "a p50 ms", "b p50 ms",
-                                      "a TTFT p50", "b TTFT p50"], ab_rows)]
+                                      "b/a paired", "b/a IQR", "a req/s", "b req/s",
+                                      "a p50 ms", "b p50 ms", "a TTFT p50", "b TTFT p50"],
+                                     ab_rows)]
     errors = [(n, t, s["targets"][t]["error_samples"]) for n, s in sc.items()
               for t in s["targets"] if s["targets"][t]["error_samples"]]
     slow_errors = slow["error_samples"] if slow else []

@@ -67,6 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker-streams", type=int,
                    help="paced streams opened at once per target in the workers part "
                         "(default 1000; 50 with --smoke)")
+    p.add_argument("--worker-stream-tokens", type=int, default=100,
+                   help="tokens per paced stream there (at --slow-tps; default 100: 5 s)")
+    p.add_argument("--worker-ramp-s", type=float, default=1.0,
+                   help="the second opening: streams started over this many seconds")
 
 
 class Gateway:
@@ -205,42 +209,60 @@ def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def _paced(target: Target, streams: int, gw: Gateway | None) -> dict[str, Any]:
+async def _paced(target: Target, streams: int, gw: Gateway | None, upstream: Proc,
+                 stagger_s: float) -> dict[str, Any]:
     before = gw.cpu_s() if gw is not None else {}
-    result = await run_load(target, streams, requests_per_worker=1, connect_first=False)
+    side_before = upstream.cpu_s() + time.process_time()
+    result = await run_load(target, streams, requests_per_worker=1, connect_first=False,
+                            stagger_s=stagger_s)
+    side = upstream.cpu_s() + time.process_time() - side_before
     cpu = None
     if gw is not None:
         after = gw.cpu_s()
         cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    wall = max(result.elapsed_s, 1e-9)
     return {"streams": streams, "completed": len(result.latencies_s), "errors": result.errors,
             "error_samples": result.error_samples, "wall_s": result.elapsed_s,
             "ttft_p50_ms": _ms(percentile(result.ttfts_s, 50)),
             "ttft_p99_ms": _ms(percentile(result.ttfts_s, 99)),
             "duration_p50_s": percentile(result.latencies_s, 50),
             "duration_p99_s": percentile(result.latencies_s, 99),
-            "cores_busy": None if cpu is None else cpu / max(result.elapsed_s, 1e-9)}
+            "cores_busy": None if cpu is None else cpu / wall,
+            # Upstream + load generator: with the gateway's, how much of the machine the run
+            # took (near every core: the machine, not the gateway, set the pace).
+            "side_busy": side / wall,
+            "machine_busy": ((cpu or 0.0) + side) / wall / (os.cpu_count() or 1)}
 
 
-async def _paced_streams(gateways: dict[int, Gateway], upstream_url: str,
+async def _paced_streams(gateways: dict[int, Gateway], upstream: Proc, upstream_url: str,
                          args: argparse.Namespace, body: ChatBody) -> dict[str, Any]:
+    """`worker_streams` paced streams per target, twice: opened in the same instant (a
+    burst: every request's start-up, connections to the upstream included, lands at once),
+    and opened over `worker_ramp_s` (then all are in flight together for most of a stream)."""
     n = args.worker_streams
-    tokens = args.tokens
+    tokens = args.worker_stream_tokens
     ideal = args.slow_ttft + tokens / args.slow_tps
     out: dict[str, Any] = {"streams": n, "tokens_per_stream": tokens,
-                           "upstream_tokens_per_s": args.slow_tps, "ideal_duration_s": ideal}
-    print(f"  {n} paced streams direct ...", flush=True)
-    out["direct"] = await _paced(_target(f"{upstream_url}/slow-a/v1/chat/completions", body,
-                                         PACED_MODEL, True, tokens, auth=False), n, None)
-    for count, gw in gateways.items():
-        print(f"  {n} paced streams through workers={count} ...", flush=True)
-        out[f"workers_{count}"] = run = await _paced(
-            _target(f"{gw.url}/v1/chat/completions", body, PACED_MODEL, True, tokens), n, gw)
-        direct = out["direct"]
-        run["ttft_p99_added_ms"] = _diff(run["ttft_p99_ms"], direct["ttft_p99_ms"])
-        run["duration_p99_vs_direct"] = _ratio(run["duration_p99_s"], direct["duration_p99_s"])
-        run["held_pace"] = (run["completed"] == n and run["errors"] == 0
-                            and run["duration_p99_s"] is not None
-                            and run["duration_p99_s"] <= 1.1 * direct["duration_p99_s"])
+                           "upstream_tokens_per_s": args.slow_tps, "ideal_duration_s": ideal,
+                           "ramp_s": args.worker_ramp_s}
+    for opening, stagger in (("at_once", 0.0), ("ramp", args.worker_ramp_s)):
+        runs = out[opening] = {}
+        print(f"  {n} paced streams direct, opened {opening} ...", flush=True)
+        runs["direct"] = direct = await _paced(
+            _target(f"{upstream_url}/slow-a/v1/chat/completions", body, PACED_MODEL, True,
+                    tokens, auth=False), n, None, upstream, stagger)
+        for count, gw in gateways.items():
+            print(f"  {n} paced streams through workers={count}, opened {opening} ...",
+                  flush=True)
+            runs[f"workers_{count}"] = run = await _paced(
+                _target(f"{gw.url}/v1/chat/completions", body, PACED_MODEL, True, tokens), n,
+                gw, upstream, stagger)
+            run["ttft_p99_added_ms"] = _diff(run["ttft_p99_ms"], direct["ttft_p99_ms"])
+            run["duration_p99_vs_direct"] = _ratio(run["duration_p99_s"],
+                                                   direct["duration_p99_s"])
+            run["held_pace"] = (run["completed"] == n and run["errors"] == 0
+                                and run["duration_p99_s"] is not None
+                                and run["duration_p99_s"] <= 1.1 * direct["duration_p99_s"])
     return out
 
 
@@ -289,7 +311,7 @@ async def run_workers(args: argparse.Namespace, upstream: Proc, upstream_url: st
                 await run_load(_target(f"{gw.url}/v1/chat/completions", body, "bench", stream,
                                        args.tokens), 16, duration_s=args.warmup)
         scaling = await _scaling(gateways, upstream, args, body)
-        paced = await _paced_streams(gateways, upstream_url, args, body)
+        paced = await _paced_streams(gateways, upstream, upstream_url, args, body)
         alive = all(gw.proc.popen.poll() is None for gw in gateways.values())
     return {"counts": list(COUNTS), "scaling": scaling, "paced_streams": paced,
             "gateways_alive_at_end": alive}
@@ -310,16 +332,21 @@ def render_workers(data: dict[str, Any] | None) -> str:
                      "/".join(f"{x * 100:.0f}" for x in two["worker_cpu_split"]),
                      one["errors"] + two["errors"]])
     paced = data["paced_streams"]
-    direct = paced["direct"]
-    paced_rows = [["direct", direct["completed"], direct["errors"], direct["ttft_p50_ms"],
-                   direct["ttft_p99_ms"], direct["duration_p50_s"], direct["duration_p99_s"],
-                   "–", "–", "–"]]
-    for n in data["counts"]:
-        run = paced[f"workers_{n}"]
-        paced_rows.append([f"{n} worker{'s' if n > 1 else ''}", run["completed"], run["errors"],
-                           run["ttft_p50_ms"], run["ttft_p99_ms"], run["duration_p50_s"],
-                           run["duration_p99_s"], run["duration_p99_vs_direct"],
-                           run["cores_busy"], run["held_pace"]])
+    paced_rows = []
+    for opening, runs in (("at once", paced["at_once"]), (f"over {paced['ramp_s']:g} s",
+                                                          paced["ramp"])):
+        direct = runs["direct"]
+        paced_rows.append([f"direct, {opening}", direct["completed"], direct["errors"],
+                           direct["ttft_p50_ms"], direct["ttft_p99_ms"],
+                           direct["duration_p50_s"], direct["duration_p99_s"], "–", "–",
+                           direct["machine_busy"], "–"])
+        for n in data["counts"]:
+            run = runs[f"workers_{n}"]
+            paced_rows.append([f"{n} worker{'s' if n > 1 else ''}, {opening}", run["completed"],
+                               run["errors"], run["ttft_p50_ms"], run["ttft_p99_ms"],
+                               run["duration_p50_s"], run["duration_p99_s"],
+                               run["duration_p99_vs_direct"], run["cores_busy"],
+                               run["machine_busy"], run["held_pace"]])
     return "\n".join([
         "## Workers: `tokenlane serve --workers 2` against one worker",
         "",
@@ -332,14 +359,16 @@ def render_workers(data: dict[str, Any] | None) -> str:
                         "2w cores busy", "1w side busy", "2w side busy", "2w worker CPU split %",
                         "errors"], rows),
         "",
-        (f"{paced['streams']} streams opened at once, {paced['tokens_per_stream']} tokens at "
+        (f"{paced['streams']} streams opened at once and over {paced['ramp_s']:g} s, "
+         f"{paced['tokens_per_stream']} tokens at "
          f"{paced['upstream_tokens_per_s']:g} tokens/s each (ideal "
          f"{paced['ideal_duration_s']:.2f} s); held pace = all complete, no errors, duration "
-         "p99 within 10% of direct:"),
+         "p99 within 10% of direct; machine busy = every process's CPU (gateway, upstream, "
+         "load generator) ÷ wall time ÷ cores:"),
         "",
         markdown_table(["target", "completed", "errors", "TTFT p50 ms", "TTFT p99 ms",
                         "duration p50 s", "duration p99 s", "p99 / direct", "cores busy",
-                        "held pace"], paced_rows),
+                        "machine busy", "held pace"], paced_rows),
         "",
     ])
 

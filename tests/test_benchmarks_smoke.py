@@ -67,8 +67,11 @@ def test_overhead_benchmark_smoke(tmp_path: Path) -> None:
             assert scenario["workers"][count]["requests"] > 0, (name, count)
         assert len(scenario["workers"]["2"]["worker_cpu_split"]) == 2  # two processes served
     paced = workers["paced_streams"]
-    for target in ("direct", "workers_1", "workers_2"):
-        assert paced[target]["streams"] == 50 and "duration_p99_s" in paced[target], target
+    for opening in ("at_once", "ramp"):  # opened in one instant, and over a second
+        for target in ("direct", "workers_1", "workers_2"):
+            run = paced[opening][target]
+            assert run["streams"] == 50 and "duration_p99_s" in run, (opening, target)
+            assert 0 < run["machine_busy"] <= 1.05, (opening, target)  # a share of the cores
 
 
 def test_routing_benchmark_smoke(tmp_path: Path) -> None:

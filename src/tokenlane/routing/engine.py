@@ -383,9 +383,12 @@ class Engine:
         winner: asyncio.Task[ChatStream] | None = None
         try:
             await asyncio.wait(started, timeout=max(0.0, min(delay, run.deadline - loop.time())))
+            if first.done():  # the usual case: answered (or failed) before a hedge was due
+                winner = first
+                return first.result()
             # A backup is taken from the plan only when the budget allows a hedge, and the
             # budget is spent only when there is a backup to start.
-            backup = None if first.done() or not self.hedges.can_spend() else run.walk.next()
+            backup = None if not self.hedges.can_spend() else run.walk.next()
             if backup is not None:
                 self.hedges.try_spend()
                 self._on_hedge("started")

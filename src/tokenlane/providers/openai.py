@@ -14,11 +14,13 @@ from typing import Any
 
 import httpx
 import orjson
+from multidict import CIMultiDict
 
 from ..types import Provider
 from .base import (
     UpstreamBadResponse,
     UpstreamConnectError,
+    UpstreamError,
     UpstreamHTTPError,
     UpstreamTimeout,
 )
@@ -27,6 +29,9 @@ from .redact import redact
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 from .transport import (
     BODY_ERRORS,
+    DirectResponse,
+    MeasuredAiohttpTransport,
+    aiohttp_timeout,
     body_reader,
     build_transport,
     timeouts,
@@ -50,6 +55,13 @@ class OpenAIDialect:
         self._url = upstream_url(provider, "chat/completions")
         self._headers = upstream_headers(provider, self._url, accept="text/event-stream")
         self._timeouts = timeouts(provider.connect_timeout_s)
+        # The chat request straight through aiohttp when the pool is ours (the default; see
+        # MeasuredAiohttpTransport.send_direct), prepared once: URL, headers, timeout.
+        self._direct = (self._transport if isinstance(self._transport, MeasuredAiohttpTransport)
+                        else None)
+        self._direct_url = str(self._url)
+        self._direct_headers = CIMultiDict(self._headers.multi_items())
+        self._direct_timeout = aiohttp_timeout(self._timeouts)
         # (path, stream) -> URL and headers of the pass-through endpoints, built on first use.
         self._prepared: dict[tuple[str, bool], tuple[httpx.URL, httpx.Headers]] = {}
 
@@ -58,6 +70,9 @@ class OpenAIDialect:
         headers: Sequence[tuple[str, str]] | None = None,
         api_headers: tuple[tuple[str, str], ...] = (),  # Anthropic's: nothing for this API
     ) -> OpenAIStream:
+        if self._direct is not None:
+            response = await self._open_direct(body, connect_timeout, headers)
+            return OpenAIStream(response, self.provider.max_event_bytes)
         request = httpx.Request(
             "POST",
             self._url,
@@ -69,6 +84,24 @@ class OpenAIDialect:
         )
         response = await _send(self._transport, request, self.provider.api_key)
         return OpenAIStream(response, self.provider.max_event_bytes)
+
+    async def _open_direct(self, body: dict[str, Any], connect_timeout: float | None,
+                           headers: Sequence[tuple[str, str]] | None) -> DirectResponse:
+        assert self._direct is not None
+        prepared = self._direct_headers
+        if headers:  # one request's own (trace context): on a copy
+            prepared = prepared.copy()
+            prepared.update(headers)
+        timeout = (self._direct_timeout if connect_timeout is None
+                   else aiohttp_timeout(timeouts(connect_timeout)))
+        try:
+            response = await self._direct.send_direct(
+                self._direct_url, orjson.dumps(body), prepared, timeout)
+        except httpx.HTTPError as exc:
+            raise _connect_failure(exc) from exc
+        if response.status_code >= 400:
+            raise await _http_error(response, self.provider.api_key)
+        return response
 
     async def post(self, path: str, body: dict[str, Any], *, stream: bool = False,
                    connect_timeout: float | None = None,
@@ -98,14 +131,14 @@ class OpenAIStream:
 
     __slots__ = ("_max_event_bytes", "_response", "completed")
 
-    def __init__(self, response: httpx.Response, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-                 ) -> None:
+    def __init__(self, response: httpx.Response | DirectResponse,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._response = response
         self._max_event_bytes = max_event_bytes
         self.completed = False
 
     @property
-    def headers(self) -> httpx.Headers:
+    def headers(self) -> Any:  # httpx.Headers, or aiohttp's on the direct path: both mappings
         """The response headers (rate limits: see providers.headroom)."""
         return self._response.headers
 
@@ -160,12 +193,16 @@ async def _send(transport: httpx.AsyncBaseTransport, request: httpx.Request,
     try:
         response = await transport.handle_async_request(request)
     except httpx.HTTPError as exc:
-        if _is_timeout(exc):
-            raise UpstreamTimeout(f"connect timeout: {type(exc).__name__}") from exc
-        raise UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}") from exc
+        raise _connect_failure(exc) from exc
     if response.status_code >= 400:
         raise await _http_error(response, secret)
     return response
+
+
+def _connect_failure(exc: httpx.HTTPError) -> UpstreamError:
+    if _is_timeout(exc):
+        return UpstreamTimeout(f"connect timeout: {type(exc).__name__}")
+    return UpstreamConnectError(f"{type(exc).__name__}: {_safe(exc)}")
 
 
 def _parse_batch(events: list[SSEEvent]) -> list[dict[str, Any]] | None:
@@ -303,7 +340,8 @@ def _logprobs_ok(logprobs: Any) -> bool:
     )
 
 
-async def _http_error(response: httpx.Response, secret: str | None) -> UpstreamHTTPError:
+async def _http_error(response: httpx.Response | DirectResponse, secret: str | None
+                      ) -> UpstreamHTTPError:
     try:
         raw = await response.aread()
     except httpx.HTTPError:

@@ -6,7 +6,9 @@ A minimal Starlette app that forwards `POST /{provider}/v1/chat/completions` to 
 on the upstream (the benchmark's upstream serves every provider under its name) through an
 `httpx_aiohttp.AiohttpTransport`, called directly as the gateway calls it (providers/
 transport.py), and streams the response bytes back untouched: no auth, no parsing, no routing,
-no measuring. Served like the gateway (uvicorn,
+no measuring. `POST /streamed/{provider}/v1/chat/completions` is the floor of a non-streaming
+request served from an upstream stream, as the gateway serves every one: the upstream's stream
+read to its end, unparsed. Served like the gateway (uvicorn,
 uvloop, httptools, no access log), so gateway CPU / floor CPU is the price of tokenlane's work.
 """
 
@@ -17,12 +19,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import orjson
 import uvicorn
 from httpx_aiohttp import AiohttpTransport
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 _FORWARDED = ("content-type", "cache-control")
@@ -47,13 +50,35 @@ def build_app(upstream: str, max_connections: int = 512) -> Starlette:
         return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
                                  headers=headers, background=BackgroundTask(response.aclose))
 
+    async def streamed_completions(request: Request) -> Response:
+        """A non-streaming request the way the gateway serves one (issue 17's decision: every
+        request is measured, so it reads the answer as a stream): asked of the upstream with
+        `stream: true`, read to its end, handed back as it came. No parsing of the events,
+        no assembling: what reading the upstream's stream costs, and nothing else."""
+        body = orjson.loads(await request.body())
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        path = request.url.path.removeprefix("/streamed")
+        upstream_request = httpx.Request(
+            "POST", root + path, content=orjson.dumps(body),
+            headers={"content-type": "application/json"}, extensions={"timeout": timeouts})
+        response = await transport.handle_async_request(upstream_request)
+        try:
+            data = await response.aread()
+        finally:
+            await response.aclose()
+        return Response(data, status_code=response.status_code,
+                        media_type=response.headers.get("content-type"))
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await transport.aclose()
 
-    route = Route("/{provider}/v1/chat/completions", chat_completions, methods=["POST"])
-    return Starlette(routes=[route], lifespan=lifespan)
+    routes = [Route("/{provider}/v1/chat/completions", chat_completions, methods=["POST"]),
+              Route("/streamed/{provider}/v1/chat/completions", streamed_completions,
+                    methods=["POST"])]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def main() -> None:

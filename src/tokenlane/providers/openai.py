@@ -26,7 +26,7 @@ from .base import (
 )
 from .pool_waits import pool_waits_of
 from .redact import redact
-from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
+from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent, data_array
 from .transport import (
     BODY_ERRORS,
     DirectResponse,
@@ -153,6 +153,19 @@ class OpenAIStream:
         read = body_reader(self._response)
         try:
             while piece := await read():
+                # Several whole plain events (what a provider's burst is): parsed from the
+                # bytes as they are, without decoding event by event. One event (a read per
+                # token, at a provider's pace: the decoder's own shortcut is quicker), anything
+                # else, or a chunk among them that is not well-formed: the decoder below.
+                several = decoder.idle and piece.find(b"\n") < len(piece) - 2
+                whole = data_array(piece, self._max_event_bytes) if several else None
+                if whole is not None and (batch := _parse_array(*whole[:2])) is not None:
+                    if batch:
+                        yield batch
+                    if whole[2]:
+                        self.completed = True
+                        return
+                    continue
                 events = decoder.feed(piece)
                 batch = _parse_batch(events)
                 if batch is None:  # something to look at event by event
@@ -206,11 +219,11 @@ def _connect_failure(exc: httpx.HTTPError) -> UpstreamError:
 
 
 def _parse_batch(events: list[SSEEvent]) -> list[dict[str, Any]] | None:
-    """The chunks of one read's events, parsed in one go: the common case (plain data events
-    of well-formed chunks, `[DONE]` at most last) as one JSON array, one parser call instead
-    of one per event. None when anything needs a closer look (an event name, an error, a
-    malformed chunk, `[DONE]` elsewhere): the caller then goes event by event, which finds
-    what is wrong and where, and sends what came before it."""
+    """The chunks of one read's events, parsed in one go: plain data events, `[DONE]` at
+    most last, as one JSON array (see `_parse_array`). None when anything needs a closer
+    look (an event name, `[DONE]` elsewhere, or what `_parse_array` refuses): the caller
+    then goes event by event, which finds what is wrong and where, and sends what came
+    before it."""
     if len(events) < 2:  # nothing to share out
         return None
     datas = [event.data for event in events if event.event is None]
@@ -218,11 +231,21 @@ def _parse_batch(events: list[SSEEvent]) -> list[dict[str, Any]] | None:
         return None
     if datas[-1] == _DONE:
         datas.pop()
+    return _parse_array(b",".join(datas), len(datas))
+
+
+def _parse_array(joined: bytes, events: int) -> list[dict[str, Any]] | None:
+    """`events` events' data joined by commas, parsed as one JSON array (one parser call
+    instead of one per event): their chunks when every one is a well-formed chunk, else
+    None."""
     try:
-        chunks = orjson.loads(b"[" + b",".join(datas) + b"]")
+        if events > 1:
+            chunks = orjson.loads(b"[" + joined + b"]")
+        else:  # one event (a provider's pace: a read per token), or none ([DONE] alone)
+            chunks = [orjson.loads(joined)] if events else []
     except orjson.JSONDecodeError:
         return None
-    if len(chunks) != len(datas):  # an event's data was not exactly one JSON value
+    if len(chunks) != events:  # an event's data was not exactly one JSON value
         return None
     for chunk in chunks:
         if type(chunk) is not dict or "error" in chunk or not _well_formed(chunk):

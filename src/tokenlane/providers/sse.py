@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent", "encode_event"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent", "data_array", "encode_event"]
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
@@ -90,6 +90,11 @@ class SSEDecoder:
             self._keep(rest)
         return events
 
+    @property
+    def idle(self) -> bool:
+        """Between events: nothing pending, no error (a piece may be decoded without it)."""
+        return not self._parts and not self._cr and self.error is None
+
     def pending(self) -> bytes:
         """Bytes received but not yet ending in a blank line (non-empty at EOF = truncated)."""
         return b"".join(self._parts).strip()
@@ -122,6 +127,38 @@ def _parse_block(block: bytes) -> SSEEvent | None:
     if not data and name is None:
         return None
     return SSEEvent(b"\n".join(data), name)
+
+
+_SEPARATOR = b"\n\ndata: "
+_DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def data_array(piece: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES
+               ) -> tuple[bytes, int, bool] | None:
+    """A piece of whole, plain events as their data joined by commas (the inside of a JSON
+    array of them): that text, how many events went in, and whether `[DONE]` ended the
+    piece. None unless the
+    piece is exactly that: `data: <one line>` events, LF-ended, nothing pending before it
+    (the caller's decoder is idle), `[DONE]` at most last, no larger than `max_bytes`.
+
+    What a provider writes, one read after another: a few C-level passes over the bytes
+    instead of an event object, a slice and a join per event. Whether each event's data is
+    exactly one JSON value is the parser's to tell (the count is for that)."""
+    if not piece.startswith(b"data: ") or not piece.endswith(b"\n\n") or len(piece) > max_bytes:
+        return None
+    done = piece.endswith(_DONE_EVENT)
+    if done:
+        piece = piece[:-len(_DONE_EVENT)]
+        if not piece:
+            return b"", 0, True
+        if not piece.endswith(b"\n\n"):
+            return None
+    if b"\r" in piece or _DONE_EVENT in piece:  # CR line ends; [DONE] before the end
+        return None
+    events = piece.count(_SEPARATOR) + 1
+    if piece.count(b"\n") != 2 * events:  # a multi-line event, a comment, a blank line...
+        return None
+    return piece[6:-2].replace(_SEPARATOR, b","), events, done
 
 
 def encode_event(data: bytes) -> bytes:

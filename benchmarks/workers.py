@@ -419,8 +419,8 @@ async def amain(args: argparse.Namespace) -> int:
         port = _free_port()
         upstream = Proc("upstream", [
             PYTHON, str(HERE / "fake_upstream.py"), "--port", str(port), "--tokens",
-            str(args.tokens), "--slow-tps", str(args.slow_tps), "--slow-ttft",
-            str(args.slow_ttft)], None, Path(tmp))
+            str(max(args.tokens, args.worker_stream_tokens)), "--slow-tps", str(args.slow_tps),
+            "--slow-ttft", str(args.slow_ttft)], None, Path(tmp))
         try:
             upstream.wait_port(port)
             started = time.monotonic()

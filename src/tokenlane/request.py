@@ -17,7 +17,7 @@ from .routing.options import (
 )
 
 __all__ = ["MAX_NESTING", "OPTIONS_HEADER", "ChatRequest", "check_header_nesting",
-           "check_nesting", "parse_chat_request", "prompt_tokens_estimate"]
+           "check_nesting", "json_object", "parse_chat_request", "prompt_tokens_estimate"]
 
 
 @dataclass(slots=True)
@@ -43,13 +43,18 @@ class ChatRequest:
 
 
 def parse_chat_request(raw: bytes, options_header: str | None = None) -> ChatRequest:
+    return chat_request_from_body(json_object(raw), options_header)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InvalidRequest("We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    return chat_request_from_body(body, options_header)
+    return body
 
 
 def chat_request_from_body(body: dict[str, Any], options_header: str | None = None) -> ChatRequest:

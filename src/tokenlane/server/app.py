@@ -181,7 +181,7 @@ def create_app(
 
 class Gateway(FastAPI):
     """FastAPI for the small endpoints; the chat endpoint, which every request of consequence
-    hits, is served before FastAPI's per-request layers (see `server/chat.py`), and so are
+    hits, is served before FastAPI's per-request layers (see `server/endpoint.py`), and so are
     the translated surfaces (`server/surface.py`: Messages, Responses)."""
 
     def __init__(self, chat: ChatCompletions, surfaces: dict[str, Any] | None = None,

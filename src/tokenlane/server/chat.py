@@ -1,226 +1,51 @@
-"""`POST /v1/chat/completions`: the hot path, as a bare ASGI app.
+"""`POST /v1/chat/completions`: the hot path, a `ModelEndpoint` (see endpoint.py).
 
-Every gateway request goes through here, so it skips FastAPI's per-request layers (routing,
-exception middleware, exit stacks, `Request` objects) and StreamingResponse's task group:
-measured with `benchmarks/overhead.py`, that is 10-20% of the gateway's CPU per request. The
-steps are the same as any handler's: authorize, read a bounded body, parse, hand to the engine,
-present. Errors are OpenAI-shaped; anything unexpected is left to `RequestContextMiddleware`.
+The body is parsed into a `ChatRequest` (the routing options header included) and handed to
+the engine: streamed back as SSE as the chunks come, or assembled into one chat.completion.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import sys
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from typing import Any, TypeVar
-
-import orjson
-from starlette.types import Receive, Scope, Send
-
-from ..errors import (
-    BodyTooLarge,
-    GatewayShuttingDown,
-    MethodNotAllowed,
-    TokenlaneError,
-    UnsupportedMediaType,
-)
-from ..keys.admission import OPEN_GATE, Gate, OpenGate, request_id_of
-from ..request import parse_chat_request
-from ..routing.decision import Decision
+from ..keys.admission import OPEN_GATE, Gate, OpenGate
+from ..request import ChatRequest, parse_chat_request
 from ..routing.engine import Engine
 from .auth import Authenticator
 from .drain import Drain
+from .endpoint import Answered, ModelEndpoint, Streamed, route_headers, text
 from .streaming import sse_body, sse_error
 
 __all__ = ["CHAT_PATH", "ChatCompletions"]
 
 CHAT_PATH = "/v1/chat/completions"
 
-log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-Headers = list[tuple[bytes, bytes]]
-# Resolved with the exception that ends a request early: ClientGone, GatewayShuttingDown.
-Stop = asyncio.Future[BaseException]
-
-_JSON: Headers = [(b"content-type", b"application/json")]
-_SSE: Headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                 (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
-
-
-class ClientGone(asyncio.CancelledError):
-    """The client disconnected; the work on its behalf (and its upstream request) is cancelled."""
-
-
-class ChatCompletions:
-    """The chat completions endpoint over `engine`, guarded by `auth` and a key's limits
-    (`gate`), bodies up to a limit, ended early by `drain` at shutdown."""
+class ChatCompletions(ModelEndpoint):
+    """The chat completions endpoint over `engine`."""
 
     def __init__(self, engine: Engine, auth: Authenticator, max_body_bytes: int,
                  drain: Drain, *, gate: Gate | OpenGate = OPEN_GATE) -> None:
+        super().__init__(CHAT_PATH, auth, max_body_bytes, drain, engine.clock, gate=gate)
         self.engine = engine
-        self.auth = auth
-        self.max_body_bytes = max_body_bytes
-        self.drain = drain
-        self.gate = gate  # a virtual key's limits (tokenlane.keys)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stop: Stop = asyncio.get_running_loop().create_future()
-        self.drain.watch(stop)
-        try:
-            if scope["method"] != "POST":
-                raise MethodNotAllowed(f"{scope['method']} {CHAT_PATH}: use POST.")
-            headers = dict(scope["headers"])
-            key = self.auth.check(_text(headers.get(b"authorization")))
-            if not _is_json(headers.get(b"content-type")):
-                # Anything else is what a web page can send cross-site without a preflight.
-                raise UnsupportedMediaType(
-                    "The request body must be JSON, sent with Content-Type: application/json.")
-            received_at = self.engine.clock.now()
-            raw = await _unless(stop, _read_body(receive, headers.get(b"content-length"),
-                                                 self.max_body_bytes))
-            chat = parse_chat_request(raw, _text(headers.get(b"x-tokenlane-provider")))
-            chat.received_at = received_at
-            # A key over its limits is refused here, before anything goes upstream.
-            ticket = await self.gate.admit(key, chat, request_id_of(scope), CHAT_PATH)
-            served = None
-            # From here on, a disconnect cancels the work (and with it the upstream request).
-            watcher = asyncio.ensure_future(_disconnected(receive, stop))
-            try:
-                if chat.stream:
-                    stream = served = await _unless(stop, self.engine.open(chat))
-                    try:
-                        # sse_body closes the stream (and records the attempt) however it ends
-                        await send_stream(send, [*_route_headers(stream.deployment.id,
-                                                                 stream.decision),
-                                                 *ticket.headers],
-                                          sse_body(stream), stop, sse_error)
-                    finally:
-                        await stream.aclose()  # a no-op when the stream already ended
-                else:
-                    result = served = await _unless(stop, self.engine.complete(chat))
-                    await _send_json(send, 200, result.body, [
-                        *_route_headers(result.deployment.id, result.decision), *ticket.headers])
-            finally:
-                watcher.cancel()
-                ticket.settle(served, sys.exc_info()[1])
-        except TokenlaneError as exc:
-            extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers().items()]
-            await _send_json(send, exc.status, exc.to_body(), extra)
-        except ClientGone as exc:
-            # Routine, not an error: nobody is left to answer, and the upstream request was
-            # cancelled with the work (its attempt recorded as cancelled).
-            log.debug("%s", exc)
-        finally:
-            self.drain.forget(stop)
+    def parse(self, raw: bytes, headers: dict[bytes, bytes]) -> _ChatCall:
+        return _ChatCall(self.engine, parse_chat_request(
+            raw, text(headers.get(b"x-tokenlane-provider"))))
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
+class _ChatCall:
+    __slots__ = ("engine", "request")
 
+    def __init__(self, engine: Engine, request: ChatRequest) -> None:
+        self.engine = engine
+        self.request = request
 
-def _is_json(content_type: bytes | None) -> bool:
-    return content_type is not None and (
-        content_type.partition(b";")[0].strip().lower() == b"application/json")
+    async def stream(self) -> Streamed:
+        stream = await self.engine.open(self.request)
+        # sse_body closes the stream (and records the attempt) however it ends.
+        return Streamed(stream, route_headers(stream.deployment.id, stream.decision),
+                        sse_body(stream), sse_error, stream.aclose)
 
-
-def _route_headers(deployment: str, decision: Decision | None) -> Headers:
-    out = [(b"x-tokenlane-deployment", deployment.encode())]
-    if decision is not None:
-        out.append((b"x-tokenlane-route", decision.header().encode()))
-    return out
-
-
-async def _send_json(send: Send, status: int, body: Any, headers: Iterable[tuple[bytes, bytes]]
-                     ) -> None:
-    data = orjson.dumps(body)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*_JSON, (b"content-length", b"%d" % len(data)), *headers]})
-    await send({"type": "http.response.body", "body": data})
-
-
-async def send_stream(send: Send, headers: Headers, parts: AsyncGenerator[bytes, None],
-                      stop: Stop, ending: Callable[[TokenlaneError], bytes]) -> None:
-    """A 200 event stream (`_SSE` and `headers`) of `parts`, until `stop` says otherwise.
-
-    A disconnect raises ClientGone. The drain running out (GatewayShuttingDown) ends a stream
-    already under way with the bytes of `ending(exc)`, and is raised if no header went yet
-    (the caller answers it)."""
-    started = False
-
-    async def pump() -> None:
-        nonlocal started
-        await send({"type": "http.response.start", "status": 200, "headers": [*_SSE, *headers]})
-        started = True  # no suspension point between the headers' write and this
-        async for part in parts:
-            await send({"type": "http.response.body", "body": part, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    try:
-        await _unless(stop, pump())
-    except GatewayShuttingDown as exc:
-        if not started:
-            raise
-        await send({"type": "http.response.body", "body": ending(exc), "more_body": False})
-    finally:
-        await parts.aclose()
-
-
-async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed `limit` (before reading it
-    all when Content-Length says so)."""
-    too_large = BodyTooLarge(f"Request body is larger than the limit of {limit} bytes.")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    parts = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone("client disconnected while sending the body")
-        part = message.get("body", b"")
-        size += len(part)
-        if size > limit:
-            raise too_large
-        parts.append(part)
-        if not message.get("more_body", False):
-            return b"".join(parts)
-
-
-async def _disconnected(receive: Receive, stop: Stop) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    if not stop.done():
-        stop.set_result(ClientGone("client disconnected"))
-
-
-async def _unless(stop: Stop, work: Awaitable[T]) -> T:
-    """Run `work` in this task; if `stop` resolves first, cancel it and raise what `stop`
-    holds (ClientGone when the client went away, GatewayShuttingDown when the drain ran out).
-
-    Cancelling the running task from the future's callback, rather than racing a second task
-    with `asyncio.wait`, saves a task and a wait per request on the hot path."""
-    task = asyncio.current_task()
-    assert task is not None
-    state = {"active": True, "cancelled": False}
-
-    def interrupt(_: Stop) -> None:
-        if state["active"]:
-            state["cancelled"] = True
-            task.cancel()
-
-    stop.add_done_callback(interrupt)
-    try:
-        result = await work
-    except asyncio.CancelledError:
-        if state["cancelled"] and task.uncancel() == 0:
-            raise stop.result() from None
-        raise
-    finally:
-        state["active"] = False
-        stop.remove_done_callback(interrupt)
-    if state["cancelled"]:  # `work` swallowed our cancellation and finished anyway
-        task.uncancel()
-        raise stop.result()
-    return result
+    async def complete(self) -> Answered:
+        result = await self.engine.complete(self.request)
+        return Answered(result, result.body, route_headers(result.deployment.id,
+                                                           result.decision))

@@ -207,7 +207,7 @@ class Engine:
         while True:
             stream = await self._walk(run)
             assembler = CompletionAssembler()
-            batches = stream.batches()
+            batches = stream.batches(present=False)  # the answer is assembled, named below
             try:
                 escaped = None
                 async for batch in batches:
@@ -234,6 +234,7 @@ class Engine:
             finally:
                 await stream.aclose()
         body = assembler.result()
+        body["model"] = request.model  # the public name, not the deployment's upstream id
         # Usage exactly as the upstream reported it, detail fields included. The stream does
         # not present the usage chunk (a non-streaming client asked for none): the meter kept it.
         meter = stream.meter

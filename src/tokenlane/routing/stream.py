@@ -86,8 +86,9 @@ class AttemptMeter:
         self.finish_reason: str | None = None
         self.queue_s: float | None = None  # provider-reported (time_info), when it says
 
-    def see(self, chunk: dict[str, Any]) -> bool:
-        """Record one chunk; True when it carries generated output."""
+    def see(self, chunk: dict[str, Any], now: float | None = None) -> bool:
+        """Record one chunk (arrived `now`, clock time: the chunks of one read share the
+        read's time; default the clock's); True when it carries generated output."""
         usage = chunk.get("usage")
         if usage:
             self.usage = usage
@@ -106,7 +107,8 @@ class AttemptMeter:
                 return False
         else:
             return False
-        now = self.clock.now()  # stamp_output, inline: once per chunk
+        if now is None:  # stamp_output, inline: once per chunk
+            now = self.clock.now()
         if self.first_at is None:
             self.first_at = now
         self.last_at = now
@@ -209,6 +211,7 @@ class ChatStream:
         self._deadline = deadline  # event-loop time
         self._id: str | None = None
         self._created: int | None = None
+        self._presenting = True
         # What the client was sent, assembled (only when the request log keeps content).
         self.kept = CompletionAssembler() if request.keep_text else None
 
@@ -217,8 +220,11 @@ class ChatStream:
             for chunk in batch:
                 yield chunk
 
-    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
-        """Presented chunks, grouped as they arrived (one group per upstream read)."""
+    async def batches(self, *, present: bool = True) -> AsyncIterator[list[dict[str, Any]]]:
+        """Presented chunks, grouped as they arrived (one group per upstream read).
+        `present=False`: measured but as the upstream sent them (for whoever builds its own
+        answer from them: the non-streaming completion names the model itself)."""
+        self._presenting = present
         try:
             # The head was measured while the engine waited for the first token; the rest of
             # that read was not.
@@ -258,10 +264,18 @@ class ChatStream:
         """Measure (unless already done) and present a batch; what the client sees of it."""
         see, model = self.meter.see, self.request.model
         hide_usage = not self.request.include_usage
+        now = self.meter.clock.now()  # one read, one arrival time
+        if not self._presenting:
+            if not measured:
+                for chunk in batch:
+                    see(chunk, now)
+            if self.kept is not None:
+                self.kept.add_all(batch)
+            return batch
         out = []
         for chunk in batch:
             if not measured:
-                see(chunk)
+                see(chunk, now)
             # Presenting, inline (once per chunk): the public model name; the usage only if
             # the client asked (we asked upstream for it, to measure).
             if hide_usage and "usage" in chunk:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,7 +49,7 @@ from .attempts import AttemptFailed, PlanWalk
 from .circuit import CircuitBoard
 from .decision import Decision
 from .health import HealthSettings, degraded, overdue_after, probe_deadline, ttft_timeout
-from .hedge import HedgeBudget
+from .hedge import HedgeBudget, race
 from .lag import LagTolerantTimeout
 from .outcomes import all_failed, retry_wait
 from .planner import PlannerSettings, expected_output_tokens, plan
@@ -372,44 +372,21 @@ class Engine:
         return overdue_after(primary.estimate, self.health, primary.prediction.ttft_p90_s)
 
     async def _hedged(self, run: _Run, primary: Candidate, delay: float) -> ChatStream:
-        """Race a second deployment if the first is slow to produce its first token.
-
-        The first attempt with a token wins; every other one, still racing or done in the
-        same pass, is closed (its spend recorded as a cancelled attempt, or as a timeout when
-        it was overdue: that is news about the deployment)."""
-        loop = asyncio.get_running_loop()
+        """`primary`, raced by a backup from the plan if it has no first token within
+        `delay` (hedge.race). A backup is taken from the plan only when the budget allows a
+        hedge, and the budget is spent only when there is a backup to start."""
         overdue = overdue_after(primary.estimate, self.health, primary.prediction.ttft_p90_s)
-        first = asyncio.create_task(self._try(run, primary, overdue_in=overdue))
-        started = [first]
-        winner: asyncio.Task[ChatStream] | None = None
-        try:
-            await asyncio.wait(started, timeout=max(0.0, min(delay, run.deadline - loop.time())))
-            if first.done():  # the usual case: answered (or failed) before a hedge was due
-                winner = first
-                return first.result()
-            # A backup is taken from the plan only when the budget allows a hedge, and the
-            # budget is spent only when there is a backup to start.
-            backup = None if not self.hedges.can_spend() else run.walk.next()
-            if backup is not None:
-                self.hedges.try_spend()
-                self._on_hedge("started")
-                started.append(asyncio.create_task(self._try(run, backup, hedge=True)))
-            pending = set(started)
-            failure: BaseException | None = None
-            while pending:
-                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in started:  # in start order: the primary wins a tie
-                    if task.done() and task.exception() is None:
-                        winner = task
-                        if task is not first:
-                            self._on_hedge("won")
-                        return task.result()
-                    if task.done():
-                        failure = task.exception()
-            assert failure is not None
-            raise failure
-        finally:
-            await _cancel_losers([t for t in started if t is not winner])
+
+        def backup() -> Callable[[], Awaitable[ChatStream]] | None:
+            candidate = run.walk.next() if self.hedges.can_spend() else None
+            if candidate is None:
+                return None
+            self.hedges.try_spend()
+            return lambda: self._try(run, candidate, hedge=True)
+
+        left = run.deadline - asyncio.get_running_loop().time()
+        return await race(lambda: self._try(run, primary, overdue_in=overdue),
+                          min(delay, left), backup, self._on_hedge)
 
     async def _try(self, run: _Run, candidate: Candidate, overdue_in: float | None = None,
                    *, hedge: bool = False) -> ChatStream:
@@ -590,21 +567,6 @@ class _Run:
     notes: list[str] = field(default_factory=list)  # for the decision record
     # The latest "not here" refusal (providers/refusals.py), answered if nothing else works.
     refused: tuple[str, UpstreamHTTPError] | None = None
-
-
-async def _cancel_losers(tasks: list[asyncio.Task[ChatStream]]) -> None:
-    """Cancel attempts still racing and close those that already got their first token (each
-    records its spend as a cancelled attempt; failed ones are already recorded)."""
-    if not tasks:
-        return
-    for task in tasks:
-        task.cancel()
-    try:
-        await asyncio.wait(tasks)  # let each finish its own clean-up
-    finally:
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is None:
-                await task.result().aclose()
 
 
 def upstream_body(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["HedgeBudget", "race"]
 
@@ -50,37 +50,89 @@ async def race(first: Callable[[], Awaitable[S]], delay: float,
     """`first()`'s stream, or, if it has none within `delay` seconds, the first of it and
     `backup()`'s (called then: None when there is no backup or no budget) to produce one.
 
-    Ties go to the first attempt. Every other attempt, still racing or done in the same pass,
-    is closed (its spend recorded as a cancelled attempt, or as a timeout when it was
-    overdue: that is news about the deployment). When all fail, the last failure is raised."""
-    primary = asyncio.ensure_future(first())
-    started = [primary]
-    winner: asyncio.Future[S] | None = None
+    The first attempt runs in the caller's task, the backup (rare) in a task of its own: a
+    request that needs no hedge, nearly all of them, costs a timer and no task, no wait and
+    no loop pass (issue 17). A backup that has its stream while the first attempt has none
+    wins: the first is cancelled (as `server.endpoint.unless` cancels, by cancelling this
+    task and telling that cancellation from anyone else's). Every other attempt is closed (its
+    spend recorded as a cancelled attempt, or as a timeout when it was overdue: that is news
+    about the deployment). When all fail, the backup's failure is raised."""
+    task = asyncio.current_task()
+    assert task is not None
+    hedge = _Hedge(task, backup, on_hedge)
+    timer = asyncio.get_running_loop().call_later(max(0.0, delay), hedge.start)
     try:
-        await asyncio.wait(started, timeout=max(0.0, delay))
-        if primary.done():  # the usual case: answered (or failed) before a hedge was due
-            winner = primary
-            return primary.result()
-        second = backup()
-        if second is not None:
-            on_hedge("started")
-            started.append(asyncio.ensure_future(second()))
-        pending = set(started)
-        failure: BaseException | None = None
-        while pending:
-            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in started:  # in start order: the primary wins a tie
-                if task.done() and task.exception() is None:
-                    winner = task
-                    if task is not primary:
-                        on_hedge("won")
-                    return task.result()
-                if task.done():
-                    failure = task.exception()
-        assert failure is not None
-        raise failure
+        result = await first()
+    except asyncio.CancelledError:
+        hedge.first_done = True
+        if hedge.interrupted and task.uncancel() == 0:  # the backup won; nobody else cancels
+            on_hedge("won")
+            return hedge.take()
+        await hedge.cancel()
+        raise
+    except BaseException:
+        hedge.first_done = True
+        if hedge.second is None:
+            raise
+        if hedge.interrupted:  # failed while being cancelled for the backup's win
+            task.uncancel()
+        try:
+            stream = await hedge.second
+        except BaseException:
+            await hedge.cancel()
+            raise
+        on_hedge("won")
+        return stream
     finally:
-        await _cancel_losers([t for t in started if t is not winner])
+        timer.cancel()
+    hedge.first_done = True
+    if hedge.interrupted:  # the first swallowed our cancellation and finished: it still wins
+        task.uncancel()
+    await hedge.cancel()
+    return result
+
+
+class _Hedge:
+    """The backup side of one `race`: started by its timer, it cancels the racing task when
+    it has its stream first."""
+
+    __slots__ = ("_backup", "_on_hedge", "_task", "first_done", "interrupted", "second")
+
+    def __init__(self, task: asyncio.Task[Any],
+                 backup: Callable[[], Callable[[], Awaitable[Any]] | None],
+                 on_hedge: Callable[[str], None]) -> None:
+        self._task = task
+        self._backup = backup
+        self._on_hedge = on_hedge
+        self.second: asyncio.Future[Any] | None = None
+        self.first_done = False
+        self.interrupted = False
+
+    def start(self) -> None:
+        if self.first_done:
+            return
+        attempt = self._backup()
+        if attempt is None:
+            return
+        self._on_hedge("started")
+        self.second = asyncio.ensure_future(attempt())
+        self.second.add_done_callback(self._finished)
+
+    def _finished(self, second: asyncio.Future[Any]) -> None:
+        if second.cancelled() or second.exception() is not None:
+            return  # the first attempt goes on alone (its failure, if any, is raised then)
+        if not self.first_done:
+            self.interrupted = True
+            self._task.cancel()
+
+    def take(self) -> Any:
+        assert self.second is not None
+        return self.second.result()
+
+    async def cancel(self) -> None:
+        """The backup lost: cancel it if still racing, close its stream if it has one."""
+        if self.second is not None:
+            await _cancel_losers([self.second])
 
 
 async def _cancel_losers(tasks: list[asyncio.Future[S]]) -> None:

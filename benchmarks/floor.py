@@ -8,15 +8,22 @@ on the upstream (the benchmark's upstream serves every provider under its name) 
 transport.py), and streams the response bytes back untouched: no auth, no parsing, no routing,
 no measuring. `POST /streamed/{provider}/v1/chat/completions` is the floor of a non-streaming
 request served from an upstream stream, as the gateway serves every one: the upstream's stream
-read to its end, unparsed. Served like the gateway (uvicorn,
-uvloop, httptools, no access log), so gateway CPU / floor CPU is the price of tokenlane's work.
+read to its end, unparsed. `POST /measured/{provider}/v1/chat/completions` is the least a
+relay that measures every request must do (issue 17's decision): every event's JSON parsed, its
+output counted and stamped, the model renamed; a stream's chunks written back re-encoded, a
+non-streaming answer assembled from them. No checking of the chunks' shape, no routing, no
+auth, no metrics. Served like the gateway (uvicorn, uvloop, httptools, no access log), so
+gateway CPU / floor CPU is the price of tokenlane's work, and gateway CPU / measured floor CPU
+the price of what tokenlane does beyond measuring.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import orjson
@@ -50,25 +57,51 @@ def build_app(upstream: str, max_connections: int = 512) -> Starlette:
         return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
                                  headers=headers, background=BackgroundTask(response.aclose))
 
+    async def as_stream(request: Request, prefix: str) -> tuple[dict[str, Any], Any]:
+        """The client's body, and the upstream's response to it asked as a stream (with the
+        usage), at the path under `prefix`."""
+        body = orjson.loads(await request.body())
+        upstream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        upstream_request = httpx.Request(
+            "POST", root + request.url.path.removeprefix(prefix),
+            content=orjson.dumps(upstream_body), headers={"content-type": "application/json"},
+            extensions={"timeout": timeouts})
+        return body, await transport.handle_async_request(upstream_request)
+
     async def streamed_completions(request: Request) -> Response:
         """A non-streaming request the way the gateway serves one (issue 17's decision: every
         request is measured, so it reads the answer as a stream): asked of the upstream with
         `stream: true`, read to its end, handed back as it came. No parsing of the events,
         no assembling: what reading the upstream's stream costs, and nothing else."""
-        body = orjson.loads(await request.body())
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-        path = request.url.path.removeprefix("/streamed")
-        upstream_request = httpx.Request(
-            "POST", root + path, content=orjson.dumps(body),
-            headers={"content-type": "application/json"}, extensions={"timeout": timeouts})
-        response = await transport.handle_async_request(upstream_request)
+        _, response = await as_stream(request, "/streamed")
         try:
             data = await response.aread()
         finally:
             await response.aclose()
         return Response(data, status_code=response.status_code,
                         media_type=response.headers.get("content-type"))
+
+    async def measured_completions(request: Request) -> Response:
+        """Every event parsed and measured, as any relay that measures must (see the module
+        docstring): the floor under tokenlane's own measuring."""
+        body, response = await as_stream(request, "/measured")
+        meter = _Meter(body.get("model", ""))
+        if body.get("stream"):
+            async def relay() -> AsyncIterator[bytes]:
+                try:
+                    async for piece in response.aiter_raw():
+                        yield b"".join([b"data: " + orjson.dumps(c) + b"\n\n"
+                                        for c in meter.read(piece)])
+                    yield b"data: [DONE]\n\n"
+                finally:
+                    await response.aclose()
+            return StreamingResponse(relay(), media_type="text/event-stream")
+        try:
+            async for piece in response.aiter_raw():
+                meter.read(piece)
+        finally:
+            await response.aclose()
+        return Response(orjson.dumps(meter.completion()), media_type="application/json")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -77,8 +110,56 @@ def build_app(upstream: str, max_connections: int = 512) -> Starlette:
 
     routes = [Route("/{provider}/v1/chat/completions", chat_completions, methods=["POST"]),
               Route("/streamed/{provider}/v1/chat/completions", streamed_completions,
+                    methods=["POST"]),
+              Route("/measured/{provider}/v1/chat/completions", measured_completions,
                     methods=["POST"])]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+class _Meter:
+    """One answer's events, parsed: tokens counted and stamped, text kept, model renamed."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.pending = b""
+        self.tokens = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.text: list[str] = []
+        self.finish: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.head: dict[str, Any] = {}
+
+    def read(self, piece: bytes) -> list[dict[str, Any]]:
+        events = (self.pending + piece).split(b"\n\n")
+        self.pending = events.pop()
+        now = time.monotonic()
+        chunks = []
+        for event in events:
+            data = event.removeprefix(b"data: ")
+            if data == b"[DONE]":
+                continue
+            chunk = orjson.loads(data)
+            chunk["model"] = self.model
+            self.usage = chunk.get("usage") or self.usage
+            for choice in chunk.get("choices", ()):
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    self.tokens += 1
+                    self.first_at = self.first_at or now
+                    self.last_at = now
+                    self.text.append(content)
+                self.finish = choice.get("finish_reason") or self.finish
+            if not self.head:
+                self.head = {"id": chunk.get("id"), "created": chunk.get("created")}
+            chunks.append(chunk)
+        return chunks
+
+    def completion(self) -> dict[str, Any]:
+        return {**self.head, "object": "chat.completion", "model": self.model,
+                "choices": [{"index": 0, "finish_reason": self.finish, "logprobs": None,
+                             "message": {"role": "assistant", "content": "".join(self.text)}}],
+                "usage": self.usage}
 
 
 def main() -> None:

@@ -114,6 +114,9 @@ def targets(stack: Stack, stream: bool, tokens: int, group: str = "fast") -> dic
                           chat_body(model, stream, tokens), auth, stream, expect),
         "gateway_b": Target(f"{stack.gateway_b_url}/v1/chat/completions",
                             chat_body(model, stream, tokens), auth, stream, expect),
+        # The least a relay that measures every request does (floor.py): parse, count, rename.
+        "floor_measured": Target(f"{stack.floor_url}/measured/{provider}/v1/chat/completions",
+                                 chat_body(model, stream, tokens), (), stream, expect),
         # Non-streaming clients only: the floor that reads the upstream's stream for them.
         **({} if stream else {"floor_streamed": Target(
             f"{stack.floor_url}/streamed/{provider}/v1/chat/completions",
@@ -139,7 +142,8 @@ async def measure(stack: Stack, target_name: str, target: Target, concurrency: i
     """One run against one target; the measured process is the one serving `target`.
     `once`: each worker sends one request (else a closed loop for `duration`)."""
     served_by = {"direct": stack.upstream, "floor": stack.floor, "gateway": stack.gateway,
-                 "gateway_b": stack.gateway_b, "floor_streamed": stack.floor}
+                 "gateway_b": stack.gateway_b, "floor_streamed": stack.floor,
+                 "floor_measured": stack.floor}
     proc = served_by[target_name]
     assert proc is not None
     marks: dict[str, float] = {}
@@ -219,6 +223,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def derive(per_target: dict[str, dict[str, Any]]) -> dict[str, Any]:
     d, f, g = (per_target[t] for t in TARGETS)
     streamed = per_target.get("floor_streamed", _EMPTY)
+    measured = per_target.get("floor_measured", _EMPTY)
 
     def diff(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a - b
@@ -250,6 +255,9 @@ def derive(per_target: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "streamed_floor_cpu_ms_per_request": streamed["cpu_ms_per_request"],
         "cpu_ratio_gateway_streamed_floor": ratio(g["cpu_ms_per_request"],
                                                   streamed["cpu_ms_per_request"]),
+        "measured_floor_cpu_ms_per_request": measured["cpu_ms_per_request"],
+        "cpu_ratio_gateway_measured_floor": ratio(g["cpu_ms_per_request"],
+                                                  measured["cpu_ms_per_request"]),
         "gateway_peak_rss_mb": g["peak_rss_mb"],
         "latency_ratio_gateway_floor_p50": ratio(diff(g["latency_p50_ms"], d["latency_p50_ms"]),
                                                  diff(f["latency_p50_ms"], d["latency_p50_ms"])),
@@ -273,6 +281,7 @@ async def run_scenarios(stack: Stack, args: argparse.Namespace) -> dict[str, Any
     active = [t for t in TARGETS if not args.gateway_only or t == "gateway"]
     if not args.gateway_only:
         active.append("floor_streamed")  # where the scenario has one (non-streaming)
+        active.append("floor_measured")
     if stack.gateway_b is not None:
         active.append("gateway_b")
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -303,7 +312,7 @@ async def run_scenarios(stack: Stack, args: argparse.Namespace) -> dict[str, Any
     scenarios: dict[str, Any] = {}
     for sc in scenario_list:
         per_target = {t: summarize(runs[sc.name][t]) if runs[sc.name].get(t) else _EMPTY
-                      for t in [*TARGETS, *(t for t in ("floor_streamed", "gateway_b")
+                      for t in [*TARGETS, *(t for t in ("floor_streamed", "floor_measured", "gateway_b")
                                             if runs[sc.name].get(t))]}
         scenarios[sc.name] = {"stream": sc.stream, "concurrency": sc.concurrency,
                               "upstream": sc.group, "tokens": tokens_of(sc, args),

@@ -19,7 +19,8 @@ OVERHEAD_SCENARIOS = {"nonstream_c1", "nonstream_c16", "nonstream_c64", "nonstre
                       "events_paced_c512"}
 OVERHEAD_FIELDS = {"added_latency_p50_ms", "added_latency_p99_ms", "throughput_ratio",
                    "ttft_overhead_p50_ms", "gateway_cpu_ms_per_request",
-                   "floor_cpu_ms_per_request", "cpu_ratio_gateway_floor", "gateway_peak_rss_mb"}
+                   "floor_cpu_ms_per_request", "cpu_ratio_gateway_floor", "gateway_peak_rss_mb",
+                   "cpu_ratio_gateway_measured_floor"}
 ROUTING_POLICIES = {"throughput", "latency", "price", "balanced"}
 ROUTING_SCENARIOS = {
     "steady": ROUTING_POLICIES, "decode_dip": ROUTING_POLICIES,
@@ -51,8 +52,10 @@ def test_overhead_benchmark_smoke(tmp_path: Path) -> None:
     assert set(data["scenarios"]) == OVERHEAD_SCENARIOS
     for name, scenario in data["scenarios"].items():
         assert OVERHEAD_FIELDS <= set(scenario), name
-        for target in ("direct", "floor", "gateway"):
+        for target in ("direct", "floor", "floor_measured", "gateway"):
             assert scenario["targets"][target]["requests"] > 0, (name, target)
+        # The measured floor's answers are checked like everyone's (tokens of each stream).
+        assert scenario["targets"]["floor_measured"]["errors"] == 0, name
     slow = data["slow_streams"]
     assert slow["streams"] == 100
     assert {"completed", "errors", "gateway_peak_rss_mb", "passed"} <= set(slow)

@@ -298,9 +298,9 @@ def _misses_preferences(c: Candidate, options: RoutingOptions) -> bool:
         else:
             if want_ttft.p50 is not None and p.ttft_s > want_ttft.p50:
                 return True
-            tail = _strictest(Percentiles(p75=want_ttft.p75, p90=want_ttft.p90, p99=want_ttft.p99),
-                              min)
-            if tail is not None and p.ttft_p90_s > tail:
+            # The tail thresholds are checked against our p90 (see Percentiles).
+            tails = [v for v in (want_ttft.p75, want_ttft.p90, want_ttft.p99) if v is not None]
+            if tails and p.ttft_p90_s > min(tails):
                 return True
     return False
 

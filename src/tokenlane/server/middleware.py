@@ -6,8 +6,8 @@ Pure ASGI (not BaseHTTPMiddleware) so streamed responses pass through without bu
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from typing import Any
 
 import orjson
@@ -48,7 +48,9 @@ class RequestContextMiddleware:
                 candidate = value.decode("latin-1")
                 request_id = candidate if _SAFE_ID.match(candidate) else None
                 break
-        request_id = request_id or uuid.uuid4().hex
+        # 128 random bits in hex, as uuid4().hex but without building a UUID (a third of the
+        # cost, per request).
+        request_id = request_id or os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())

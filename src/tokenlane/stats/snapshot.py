@@ -1,4 +1,5 @@
-"""Frozen views of the stats, handed to policies (which must not read anything live)."""
+"""Views of the stats as of one moment, handed to policies (which must not read anything
+live, nor change these)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 __all__ = ["DeploymentEstimate", "Snapshot"]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes one once made (`dataclasses.replace` makes another): one is
+# built per deployment per request, and a frozen dataclass's __init__ sets each of these 31
+# fields through object.__setattr__ (2.4 us an estimate, 0.3 us plain; issue 17).
+@dataclass(slots=True)
 class DeploymentEstimate:
     deployment: str
     samples: int  # attempts ever observed

@@ -8,7 +8,9 @@ opened, turning the gateway's overload into client 503s.
 
 So when the timer runs more than `lag_s` late, the loop is what is slow: the wait gets that
 lateness again (a few times at most, never past `limit`) before it is called a timeout. On a
-loop that keeps up, this is `asyncio.timeout`.
+loop that keeps up, this is `asyncio.timeout`, and it cancels the same way (its cancellation
+told from anyone else's by the task's cancel count), without an `asyncio.timeout` inside: one
+per attempt, that was 5.3 us where the timer alone is 3 (issue 17).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class LagTolerantTimeout:
     """`async with LagTolerantTimeout(delay, limit):` raises TimeoutError once `delay` has
     passed on a loop that keeps up. `limit`: loop time no extension goes past."""
 
-    __slots__ = ("_extensions", "_handle", "_lag", "_limit", "_loop", "_timeout", "_when")
+    __slots__ = ("_cancelling", "_expired", "_extensions", "_handle", "_lag", "_limit", "_loop",
+                 "_task", "_when")
 
     def __init__(self, delay: float, limit: float) -> None:
         self._loop = asyncio.get_running_loop()
@@ -35,11 +38,15 @@ class LagTolerantTimeout:
         self._limit = limit
         self._lag = max(MIN_LAG_S, 0.1 * delay)
         self._extensions = EXTENSIONS
-        self._timeout = asyncio.timeout(None)  # expired by `_check`, not by its own timer
         self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._cancelling = 0
+        self._expired = False
 
     async def __aenter__(self) -> Self:
-        await self._timeout.__aenter__()
+        self._task = asyncio.current_task(self._loop)
+        assert self._task is not None, "LagTolerantTimeout must be used inside a task"
+        self._cancelling = self._task.cancelling()
         self._handle = self._loop.call_at(self._when, self._check)
         return self
 
@@ -48,7 +55,14 @@ class LagTolerantTimeout:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        return await self._timeout.__aexit__(exc_type, exc, tb)
+        if self._expired:
+            self._expired = False
+            assert self._task is not None
+            # Ours, and only ours (no other cancel came in meanwhile): a timeout.
+            if (self._task.uncancel() <= self._cancelling and exc_type is not None
+                    and issubclass(exc_type, asyncio.CancelledError)):
+                raise TimeoutError from exc
+        return None
 
     @property
     def extended(self) -> int:
@@ -64,4 +78,6 @@ class LagTolerantTimeout:
             self._handle = self._loop.call_at(self._when, self._check)
             return
         self._handle = None
-        self._timeout.reschedule(now)  # expired: cancels the waiting task at once
+        self._expired = True  # expired: cancel the waiting task at once
+        assert self._task is not None
+        self._task.cancel()

@@ -65,3 +65,40 @@ def test_no_extension_goes_past_the_limit() -> None:
         return deadline.extended
 
     assert asyncio.run(main()) == 0
+
+
+def test_a_timeout_leaves_the_tasks_cancel_count_as_it_was() -> None:
+    # It cancels the task to end the wait and takes that back on the way out: an
+    # asyncio.timeout after it still tells its own expiry.
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TimeoutError):
+            async with LagTolerantTimeout(0.0, loop.time() + 10):
+                await loop.create_future()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):
+                await loop.create_future()
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert asyncio.run(main()) == 0
+
+
+def test_someone_elses_cancel_is_not_a_timeout() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.Event()
+
+        async def wait() -> None:
+            async with LagTolerantTimeout(60.0, loop.time() + 120):
+                waiting.set()
+                await loop.create_future()
+
+        task = asyncio.ensure_future(wait())
+        await waiting.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

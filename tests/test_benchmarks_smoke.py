@@ -91,3 +91,16 @@ def test_routing_benchmark_smoke(tmp_path: Path) -> None:
         assert kinds == ([] if key[0] == "steady" else ["degrade", "recover"]), key
     commit = data["variants"]["after"]["commit"]  # the report names the code it measured
     assert commit and f"after: `{commit}`" in (tmp_path / "routing.md").read_text()
+
+
+def test_peers_benchmark_smoke_without_peers(tmp_path: Path) -> None:
+    # No peer installed here (they live outside the repository): each is skipped, and
+    # tokenlane and the floor are still measured in every scenario.
+    data = run_smoke("peers.py", tmp_path, timeout=180)
+    assert data["skipped"] == ["litellm", "portkey"]
+    assert all(data["alive_at_end"].values())
+    for name, scenario in data["scenarios"].items():
+        for server in ("tokenlane", "floor"):
+            run = scenario["servers"][server]
+            assert run["requests"] > 0 and run["errors"] == 0, (name, server)
+        assert scenario["ratios"] == {}, name

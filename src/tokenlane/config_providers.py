@@ -17,7 +17,6 @@ from .config_routing import FailoverSettings, PolicyName
 from .presets import PRESETS, Preset
 from .types import Price
 
-
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
 _CREDENTIAL_WORDS = ("key", "token", "secret")
 

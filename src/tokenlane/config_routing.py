@@ -12,7 +12,6 @@ from pydantic import Field
 
 from .config_base import _Strict
 
-
 PolicyName = Literal["balanced", "throughput", "latency", "price", "order", "weighted"]
 
 

@@ -102,5 +102,6 @@ def test_peers_benchmark_smoke_without_peers(tmp_path: Path) -> None:
     for name, scenario in data["scenarios"].items():
         for server in ("tokenlane", "floor"):
             run = scenario["servers"][server]
-            assert run["requests"] > 0 and run["errors"] == 0, (name, server)
+            assert run["requests"] > 0 and run["errors"] == 0, (name, server,
+                                                                run["error_samples"])
         assert scenario["ratios"] == {}, name

@@ -93,7 +93,8 @@ def test_crlf_split_at_every_position_decodes_the_same() -> None:
 
 def test_data_array_is_what_the_decoder_reads_or_declines() -> None:
     """`data_array` answers only for pieces of whole plain events, and then with exactly the
-    decoder's data (joined by commas) and event count; everything else is left to it."""
+    decoder's data (as a JSON array's text) and event count; everything else is left to
+    it."""
     plain = [b'data: {"a":1}\n\n', b'data: {"a":1}\n\ndata: {"b":2}\n\n',
              b'data: {"a":1}\n\ndata: [DONE]\n\n', b"data: [DONE]\n\n",
              b"data: {}\n\ndata: {}\n\ndata: {}\n\n"]
@@ -103,14 +104,18 @@ def test_data_array_is_what_the_decoder_reads_or_declines() -> None:
         events = SSEDecoder().feed(piece)
         done = events[-1].data == b"[DONE]"
         datas = [e.data for e in (events[:-1] if done else events)]
-        assert got == (b",".join(datas), len(datas), done), piece
+        assert got == (b"[" + b",".join(datas) + b"]", len(datas), done), piece
     declined = [b"data: a\r\n\r\n", b": ping\n\ndata: {}\n\n", b"data: {}\n\n: ping\n\n",
                 b"data: a\ndata: b\n\n", b"event: error\ndata: {}\n\n", b"data:{}\n\n",
                 b"data: {}\n\ndata:{}\n\n", b"data: {}\n\n\ndata: {}\n\n", b"data: {}\n",
-                b"data: {}", b"data: [DONE]\n\ndata: {}\n\n", b"id: 1\ndata: {}\n\n"]
+                b"data: {}", b"id: 1\ndata: {}\n\n"]
     for piece in declined:
         assert data_array(piece) is None, piece
     assert data_array(b"data: " + b"x" * 100 + b"\n\n", max_bytes=50) is None  # over the cap
+    # [DONE] before the end: the array it gives is no JSON, so the parser sends the piece to
+    # the decoder, which ends the stream there.
+    array, events, done = data_array(b"data: [DONE]\n\ndata: {}\n\n")
+    assert (array, events, done) == (b"[[DONE],{}]", 2, False)
 
 
 def test_decoder_is_idle_only_between_events() -> None:

@@ -231,21 +231,17 @@ def _parse_batch(events: list[SSEEvent]) -> list[dict[str, Any]] | None:
         return None
     if datas[-1] == _DONE:
         datas.pop()
-    return _parse_array(b",".join(datas), len(datas))
+    return _parse_array(b"".join((b"[", b",".join(datas), b"]")), len(datas))
 
 
-def _parse_array(joined: bytes, events: int) -> list[dict[str, Any]] | None:
-    """`events` events' data joined by commas, parsed as one JSON array (one parser call
-    instead of one per event): their chunks when every one is a well-formed chunk, else
-    None."""
+def _parse_array(array: bytes, events: int) -> list[dict[str, Any]] | None:
+    """`events` events' data as one JSON array (one parser call instead of one per event):
+    their chunks when every one is a well-formed chunk, else None."""
     try:
-        if events > 1:
-            chunks = orjson.loads(b"[" + joined + b"]")
-        else:  # one event (a provider's pace: a read per token), or none ([DONE] alone)
-            chunks = [orjson.loads(joined)] if events else []
+        chunks = orjson.loads(array)
     except orjson.JSONDecodeError:
         return None
-    if len(chunks) != events:  # an event's data was not exactly one JSON value
+    if type(chunks) is not list or len(chunks) != events:  # an event's data was not one value
         return None
     for chunk in chunks:
         if type(chunk) is not dict or "error" in chunk or not _well_formed(chunk):

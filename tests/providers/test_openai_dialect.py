@@ -165,6 +165,14 @@ def test_done_inside_a_batch_ends_the_stream_there(upstream: tuple[Recorder, str
     assert got == [orjson.loads(GOOD)] * 2
 
 
+def test_done_inside_an_events_data_is_no_done(upstream: tuple[Recorder, str]) -> None:
+    recorder, url = upstream
+    recorder.stream = _events(GOOD, b",[DONE]")
+    got, completed, failure = _read_all(url)
+    assert isinstance(failure, UpstreamBadResponse) and "unparsable" in str(failure)
+    assert got == [orjson.loads(GOOD)] and not completed
+
+
 def test_an_error_event_inside_a_batch_fails_after_what_preceded_it(
     upstream: tuple[Recorder, str]
 ) -> None:

@@ -116,6 +116,9 @@ def test_data_array_is_what_the_decoder_reads_or_declines() -> None:
     # the decoder, which ends the stream there.
     array, events, done = data_array(b"data: [DONE]\n\ndata: {}\n\n")
     assert (array, events, done) == (b"[[DONE],{}]", 2, False)
+    # Nor is [DONE] inside an event's data one: the event is garbage for the parser.
+    assert data_array(b"data: ,[DONE]\n\n") == (b"[,[DONE]]", 1, False)
+    assert data_array(b"data: {}\n\ndata: x,[DONE]\n\n") == (b"[{},x,[DONE]]", 2, False)
 
 
 def test_decoder_is_idle_only_between_events() -> None:

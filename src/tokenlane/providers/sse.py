@@ -131,7 +131,8 @@ def _parse_block(block: bytes) -> SSEEvent | None:
 
 _SEPARATOR = b"\n\ndata: "
 _DONE_EVENT = b"data: [DONE]\n\n"
-_DONE_TAIL = len(b",[DONE]\n\n")  # what a piece ending with [DONE] ends with, separator joined
+_DONE_AFTER_EVENT = _SEPARATOR + b"[DONE]\n\n"
+_DONE_TAIL = len(b",[DONE]\n\n")  # what such a piece ends with once its separators are joined
 
 
 def data_array(piece: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES
@@ -158,7 +159,8 @@ def data_array(piece: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES
     if joined.find(b"\n", 6) != len(joined) - 2:  # a multi-line event, a comment, a blank line
         return None
     events = (len(piece) - len(joined)) // (len(_SEPARATOR) - 1) + 1
-    done = joined.endswith(b",[DONE]\n\n")
+    # [DONE] as an event of its own (`data: x,[DONE]` is one event, and no [DONE]).
+    done = piece.endswith(_DONE_AFTER_EVENT)
     if done:
         events -= 1
     data = memoryview(joined)[6:len(joined) - (_DONE_TAIL if done else 2)]
